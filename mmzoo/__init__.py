@@ -1,0 +1,9 @@
+"""mmzoo: a Keras 3 multi-backend model zoo for multimodal NLP."""
+
+from mmzoo import layers
+from mmzoo import models
+from mmzoo.presets import list_presets
+from mmzoo.presets import register_presets_dir
+from mmzoo.version import __version__
+
+register_presets_dir()

@@ -1,0 +1,7 @@
+"""Fusion layers and building blocks of mmzoo."""
+
+from mmzoo.layers.fusion.attention_fusion import AttentionFusion
+from mmzoo.layers.fusion.conv_fusion import ConvFusion
+from mmzoo.layers.fusion.modality_fusion import ModalityFusion
+from mmzoo.layers.fusion.projection_fusion import ProjectionFusion
+from mmzoo.layers.masked_average_pooling import MaskedAveragePooling

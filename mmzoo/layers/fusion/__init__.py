@@ -1,0 +1,4 @@
+from mmzoo.layers.fusion.attention_fusion import AttentionFusion
+from mmzoo.layers.fusion.conv_fusion import ConvFusion
+from mmzoo.layers.fusion.modality_fusion import ModalityFusion
+from mmzoo.layers.fusion.projection_fusion import ProjectionFusion

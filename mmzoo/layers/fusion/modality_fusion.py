@@ -1,0 +1,166 @@
+import keras
+from keras import ops
+
+from mmzoo.api_export import mmzoo_export
+
+
+@mmzoo_export("mmzoo.layers.ModalityFusion")
+class ModalityFusion(keras.layers.Layer):
+    """Base class for layers that fuse a dict of modalities into one tensor.
+
+    A fusion layer is called on a dict `{modality_name: tensor}`. Each tensor
+    is either a vector `(batch, dim)` or a sequence `(batch, steps, dim)`, and
+    `dim` may differ per modality. An optional `modality_mask` of shape
+    `(batch, num_modalities)` says which modalities are present in each row;
+    its columns follow `self.modalities`. A masked modality contributes
+    exactly nothing to the output, and leaving a modality's key out of the
+    dict is the same as masking it for the whole batch. Only a call with no
+    known modality at all is an error.
+
+    Subclasses create their per-modality weights in `build_modalities()` and
+    implement `fuse()`, which receives the validated features and a float
+    mask.
+
+    Args:
+        modalities: optional list of modality names, fixing the order of the
+            mask columns. Defaults to the sorted keys of the first input.
+        **kwargs: other keyword arguments passed to `keras.layers.Layer`,
+            including `name`, `dtype` and `trainable`.
+    """
+
+    def __init__(self, modalities=None, **kwargs):
+        super().__init__(**kwargs)
+        if modalities is not None:
+            modalities = list(modalities)
+            if len(set(modalities)) != len(modalities):
+                raise ValueError(
+                    "`modalities` must not contain duplicates. "
+                    f"Received: modalities={modalities}"
+                )
+        self.modalities = modalities
+        self.feature_dims = None
+        self.feature_ranks = None
+
+    def build(self, input_shape):
+        if not isinstance(input_shape, dict):
+            raise ValueError(
+                f"{self.__class__.__name__} expects a dict "
+                "`{modality_name: tensor}`. Received input of shape "
+                f"{input_shape}."
+            )
+        if self.modalities is None:
+            self.modalities = sorted(input_shape)
+        unknown = sorted(set(input_shape) - set(self.modalities))
+        if unknown:
+            raise ValueError(
+                f"{self.__class__.__name__} got unknown modalities {unknown}. "
+                f"Expected keys among {self.modalities}."
+            )
+        missing = [m for m in self.modalities if m not in input_shape]
+        if missing:
+            raise ValueError(
+                f"{self.__class__.__name__} must be built with every "
+                f"modality; missing {missing}. Later calls may leave "
+                "modalities out."
+            )
+        dims, ranks = {}, {}
+        for name in self.modalities:
+            shape = tuple(input_shape[name])
+            if len(shape) not in (2, 3):
+                raise ValueError(
+                    f"Modality '{name}' must be a vector (batch, dim) or a "
+                    f"sequence (batch, steps, dim). Received shape {shape}."
+                )
+            if shape[-1] is None:
+                raise ValueError(
+                    f"Modality '{name}' needs a known feature size in its "
+                    f"last axis. Received shape {shape}."
+                )
+            dims[name], ranks[name] = int(shape[-1]), len(shape)
+        if len(set(ranks.values())) > 1:
+            raise ValueError(
+                f"{self.__class__.__name__} fuses either all vectors or all "
+                f"sequences. Received ranks {ranks}."
+            )
+        self.feature_dims, self.feature_ranks = dims, ranks
+        self.build_modalities(dims)
+        self.built = True
+
+    def build_modalities(self, feature_dims):
+        """Create weights, given `{modality_name: feature_dim}`."""
+        raise NotImplementedError
+
+    def fuse(self, features, mask, training=None):
+        """Fuse validated features.
+
+        Args:
+            features: list of tensors in `self.modalities` order; a missing
+                modality is `None`.
+            mask: float tensor `(batch, num_modalities)` in the compute
+                dtype, 1 where a modality is present.
+        """
+        raise NotImplementedError
+
+    def call(self, inputs, modality_mask=None, training=None):
+        features, mask = self.standardize(inputs, modality_mask)
+        return self.fuse(features, mask, training=training)
+
+    def standardize(self, inputs, modality_mask=None):
+        """Validate inputs; return ordered features and a float mask."""
+        if not isinstance(inputs, dict):
+            raise ValueError(
+                f"{self.__class__.__name__} expects a dict "
+                f"`{{modality_name: tensor}}`. Received {type(inputs)}."
+            )
+        unknown = sorted(set(inputs) - set(self.modalities))
+        if unknown:
+            raise ValueError(
+                f"{self.__class__.__name__} got unknown modalities {unknown}. "
+                f"Expected keys among {self.modalities}."
+            )
+        present = [m for m in self.modalities if inputs.get(m) is not None]
+        if not present:
+            raise ValueError(
+                f"{self.__class__.__name__} got no known modality. Expected "
+                f"at least one of {self.modalities}. Received keys "
+                f"{sorted(inputs)}."
+            )
+        rank = self.feature_ranks[present[0]]
+        for name in present:
+            shape = tuple(inputs[name].shape)
+            if len(shape) != rank or shape[-1] != self.feature_dims[name]:
+                expected = "(batch, steps, dim)" if rank == 3 else "(batch, dim)"
+                raise ValueError(
+                    f"Modality '{name}' must have shape {expected} with "
+                    f"dim={self.feature_dims[name]}. Received shape {shape}."
+                )
+        first = inputs[present[0]]
+        batch_size = ops.shape(first)[0]
+        num_modalities = len(self.modalities)
+        # Which modalities are in the dict at all (static, per call).
+        presence = [1.0 if m in present else 0.0 for m in self.modalities]
+        presence = ops.convert_to_tensor([presence], dtype=self.compute_dtype)
+        if modality_mask is None:
+            mask = ops.ones((batch_size, num_modalities), self.compute_dtype)
+        else:
+            mask_shape = tuple(modality_mask.shape)
+            if len(mask_shape) != 2 or mask_shape[-1] != num_modalities:
+                raise ValueError(
+                    "`modality_mask` must have shape (batch, "
+                    f"{num_modalities}), one column per modality in "
+                    f"{self.modalities}. Received shape {mask_shape}."
+                )
+            mask = ops.cast(ops.cast(modality_mask, "bool"), self.compute_dtype)
+        mask = mask * presence
+        features = [inputs[m] if m in present else None for m in self.modalities]
+        return features, mask
+
+    def mask_column(self, mask, index, rank):
+        """Mask column `index` as a bool tensor broadcastable to `rank`."""
+        column = ops.cast(mask[:, index], "bool")
+        return ops.reshape(column, (-1,) + (1,) * (rank - 1))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"modalities": self.modalities})
+        return config

@@ -1,0 +1,1 @@
+"""Encoders, backbones, preprocessors and tasks of mmzoo."""
