@@ -5,3 +5,4 @@ from mmzoo.layers.fusion.conv_fusion import ConvFusion
 from mmzoo.layers.fusion.modality_fusion import ModalityFusion
 from mmzoo.layers.fusion.projection_fusion import ProjectionFusion
 from mmzoo.layers.masked_average_pooling import MaskedAveragePooling
+from mmzoo.layers.preprocessing.waveform_converter import WaveformConverter

@@ -1,1 +1,11 @@
 """Encoders, backbones, preprocessors and tasks of mmzoo."""
+
+from mmzoo.models.encoders.audio_encoder import AudioEncoder
+from mmzoo.models.encoders.image_encoder import ImageEncoder
+from mmzoo.models.encoders.text_encoder import TextEncoder
+from mmzoo.models.multimodal.multimodal_backbone import MultimodalBackbone
+from mmzoo.models.multimodal.multimodal_classifier import MultimodalClassifier
+from mmzoo.models.multimodal.multimodal_classifier import MultimodalTask
+from mmzoo.models.multimodal.multimodal_preprocessor import (
+    MultimodalPreprocessor,
+)
