@@ -70,13 +70,26 @@ class MultimodalTask(Task):
         self._check_raw(x)
         return super().predict(x=x, **kwargs)
 
-    def save_task_weights(self, filepath):
-        """Save the task's own weights (not the backbone's, nor the
-        optimizer state, which a preset does not restore)."""
+    def _objects_outside_task(self):
+        # The backbone's layers are saved apart; optimizer state is not part
+        # of a preset.
         skip = list(self.backbone._flatten_layers())
         if self.optimizer is not None:
             skip.append(self.optimizer)
-        keras.saving.save_weights(self, filepath, objects_to_skip=skip)
+        return skip
+
+    def save_task_weights(self, filepath):
+        """Save the task's own weights: not the backbone's, nor the
+        optimizer state."""
+        keras.saving.save_weights(
+            self, filepath, objects_to_skip=self._objects_outside_task()
+        )
+
+    def load_task_weights(self, filepath):
+        """Load the weights saved by `save_task_weights`."""
+        keras.saving.load_weights(
+            self, filepath, objects_to_skip=self._objects_outside_task()
+        )
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):

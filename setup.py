@@ -1,0 +1,14 @@
+"""Packaging: everything is in pyproject.toml except the one mapping it
+cannot express: the top-level `presets/` folder ships inside the wheel as the
+package data of `mmzoo._presets`, so `from_preset("<name>")` works from a
+non-editable install."""
+
+from setuptools import find_packages
+from setuptools import setup
+
+setup(
+    packages=find_packages(include=["mmzoo", "mmzoo.*"]) + ["mmzoo._presets"],
+    package_dir={"mmzoo._presets": "presets"},
+    package_data={"mmzoo._presets": ["**/*"]},
+    include_package_data=True,
+)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the test suite once per Keras backend (the backend is fixed per
+# process) and fails if any backend fails. Extra arguments go to pytest.
+set -u
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python}"
+status=0
+for backend in jax torch tensorflow; do
+    echo "=== KERAS_BACKEND=$backend ==="
+    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q -p no:cacheprovider "$@" tests
+    code=$?
+    if [ $code -ne 0 ]; then
+        echo "=== $backend FAILED (pytest exit $code) ==="
+        status=1
+    fi
+done
+exit $status
