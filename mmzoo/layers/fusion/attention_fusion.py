@@ -148,9 +148,13 @@ class AttentionFusion(ModalityFusion):
         logits = ops.einsum("bthd,hd->bht", heads, ops.cast(self.query, heads.dtype))
         logits = ops.cast(logits, "float32")
         head_mask = ops.expand_dims(token_mask, 1)
+        # A masked softmax written out, so that masked tokens get exactly 0,
+        # a lone token exactly 1 and an empty row 0 on every backend.
         logits = ops.where(head_mask, logits, ops.full_like(logits, -1e9))
-        weights = ops.softmax(logits, axis=-1)
-        weights = ops.where(head_mask, weights, ops.zeros_like(weights))
+        logits = logits - ops.max(logits, axis=-1, keepdims=True)
+        weights = ops.where(head_mask, ops.exp(logits), ops.zeros_like(logits))
+        total = ops.sum(weights, axis=-1, keepdims=True)
+        weights = weights / ops.maximum(total, ops.ones_like(total) * 1e-30)
         weights = ops.cast(weights, self.compute_dtype)
         fused = ops.einsum("bht,bthd->bhd", weights, heads)
         fused = ops.reshape(fused, (batch_size, self.output_dim))

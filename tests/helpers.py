@@ -1,0 +1,90 @@
+"""Tiny models and data shared by the tests."""
+
+import keras
+import keras_hub
+import numpy as np
+
+import mmzoo
+
+VOCAB = [
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+    "zero", "one", "two", "three", "a", "cat", "dog",
+]
+WORDS = np.array(["zero", "one", "two", "three"])
+SAMPLE_RATE = 8000
+NUM_SAMPLES = 1000
+IMAGE_SIZE = 12
+SEQUENCE_LENGTH = 6
+
+
+def tiny_encoders():
+    return {
+        "text": mmzoo.models.TextEncoder(
+            vocabulary_size=len(VOCAB), num_layers=1, num_heads=2,
+            hidden_dim=8, intermediate_dim=16,
+            max_sequence_length=SEQUENCE_LENGTH,
+        ),
+        "image": mmzoo.models.ImageEncoder(
+            image_shape=(IMAGE_SIZE, IMAGE_SIZE, 1), filters=(4, 8),
+            hidden_dim=8,
+        ),
+        "audio": mmzoo.models.AudioEncoder(
+            sample_rate=SAMPLE_RATE, num_mel_bins=16, fft_length=128,
+            sequence_stride=64, filters=(4,), hidden_dim=8,
+        ),
+    }
+
+
+def tiny_backbone(fusion=None, modalities=("text", "image", "audio")):
+    encoders = tiny_encoders()
+    encoders = {m: encoders[m] for m in modalities}
+    fusion = fusion or mmzoo.layers.AttentionFusion(output_dim=8, num_heads=2)
+    return mmzoo.models.MultimodalBackbone(encoders=encoders, fusion=fusion)
+
+
+def tiny_preprocessor(modalities=("text", "image", "audio")):
+    components = {
+        "tokenizer": keras_hub.tokenizers.BertTokenizer(vocabulary=VOCAB)
+        if "text" in modalities else None,
+        "image_converter": keras_hub.layers.ImageConverter(
+            image_size=(IMAGE_SIZE, IMAGE_SIZE), scale=1 / 255.0
+        ) if "image" in modalities else None,
+        "audio_converter": mmzoo.layers.WaveformConverter(
+            sample_rate=SAMPLE_RATE, num_samples=NUM_SAMPLES
+        ) if "audio" in modalities else None,
+    }
+    return mmzoo.models.MultimodalPreprocessor(
+        sequence_length=SEQUENCE_LENGTH, modalities=list(modalities),
+        **components,
+    )
+
+
+def tiny_classifier(fusion=None, modalities=("text", "image", "audio")):
+    return mmzoo.models.MultimodalClassifier(
+        backbone=tiny_backbone(fusion, modalities),
+        preprocessor=tiny_preprocessor(modalities),
+        num_classes=4,
+    )
+
+
+def raw_batch(n=16, seed=0):
+    """Raw inputs whose label is visible in every modality."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    image = rng.integers(0, 40, (n, 14, 14, 1))
+    for i, label in enumerate(y):
+        image[i, :, label * 3 : label * 3 + 3] = 255
+    t = np.arange(900) / SAMPLE_RATE
+    audio = np.stack(
+        [np.sin(2 * np.pi * (300 + 400 * label) * t) for label in y]
+    ) + 0.05 * rng.standard_normal((n, 900))
+    x = {
+        "text": WORDS[y],
+        "image": image.astype("uint8"),
+        "audio": audio.astype("float32"),
+    }
+    return x, y
+
+
+def to_numpy(x):
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, x)
