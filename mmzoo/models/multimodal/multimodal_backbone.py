@@ -20,7 +20,9 @@ def _to_tensor(x):
 
 
 def _is_string_dtype(dtype):
-    return "str" in str(dtype).lower() or str(dtype) in ("object", "O")
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in ("U", "S", "O")
+    return "str" in str(dtype).lower()
 
 
 @mmzoo_export("mmzoo.models.MultimodalBackbone")
