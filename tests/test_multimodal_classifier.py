@@ -1,0 +1,130 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+from helpers import raw_batch
+from helpers import tiny_classifier
+
+import mmzoo
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny tri-modal classifier fitted a few steps on raw inputs."""
+    keras.utils.set_random_seed(1)
+    classifier = tiny_classifier()
+    x, y = raw_batch(32)
+    before = classifier.evaluate(x, y, verbose=0)[0]
+    history = classifier.fit(x, y, epochs=4, batch_size=8, verbose=0)
+    return classifier, x, y, before, history.history["loss"]
+
+
+def test_fit_reduces_loss_without_compile(trained):
+    classifier, x, y, before, losses = trained
+    assert losses[-1] < losses[0]
+    assert classifier.evaluate(x, y, verbose=0)[0] < before
+
+
+def test_predict_with_modalities_left_out(trained):
+    classifier, x, _, _, _ = trained
+    full = classifier.predict(x, verbose=0)
+    assert full.shape == (32, 4) and np.isfinite(full).all()
+    for keep in (["audio"], ["image"], ["text"], ["image", "audio"]):
+        subset = classifier.predict({k: x[k] for k in keep}, verbose=0)
+        assert subset.shape == (32, 4) and np.isfinite(subset).all()
+    # Leaving a key out equals masking it in every row.
+    mask = np.array([[0, 1, 1]] * 32)
+    np.testing.assert_allclose(
+        classifier.predict({"image": x["image"], "audio": x["audio"]}, verbose=0),
+        classifier.predict({**x, "modality_mask": mask}, verbose=0),
+        atol=1e-5,
+    )
+
+
+def test_preset_round_trip(trained, tmp_path):
+    classifier, x, _, _, _ = trained
+    preset = os.path.join(tmp_path, "preset")
+    classifier.save_to_preset(preset)
+    restored = mmzoo.models.MultimodalClassifier.from_preset(preset)
+    assert restored.num_classes == 4
+    for inputs in (x, {"audio": x["audio"]}):
+        np.testing.assert_allclose(
+            restored.predict(inputs, verbose=0),
+            classifier.predict(inputs, verbose=0),
+            atol=1e-6,
+        )
+
+
+def test_keras_save_load(trained, tmp_path):
+    classifier, x, _, _, _ = trained
+    path = os.path.join(tmp_path, "classifier.keras")
+    classifier.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        restored.predict(x, verbose=0),
+        classifier.predict(x, verbose=0),
+        atol=1e-6,
+    )
+
+
+def test_config_round_trip(trained):
+    classifier = trained[0]
+    config = classifier.get_config()
+    assert config["num_classes"] == 4
+    restored = mmzoo.models.MultimodalClassifier.from_config(config)
+    assert restored.get_config()["num_classes"] == 4
+
+
+def test_unknown_preset_raises():
+    with pytest.raises(ValueError, match="Unknown preset 'no_such_preset'"):
+        mmzoo.models.MultimodalClassifier.from_preset("no_such_preset")
+
+
+def test_bad_raw_input_fails_before_fit(trained):
+    classifier, x, y, _, _ = trained
+    with pytest.raises(ValueError, match="empty strings"):
+        bad = dict(x, text=np.array([""] * 32))
+        classifier.fit(bad, y, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="Unknown modality"):
+        classifier.predict({"video": x["image"]}, verbose=0)
+
+
+def test_mismatched_preprocessor_raises():
+    from helpers import tiny_backbone
+    from helpers import tiny_preprocessor
+
+    with pytest.raises(ValueError, match="must match the backbone"):
+        mmzoo.models.MultimodalClassifier(
+            backbone=tiny_backbone(modalities=("image", "audio")),
+            preprocessor=tiny_preprocessor(modalities=("audio", "image")),
+            num_classes=3,
+        )
+
+
+def test_softmax_activation_and_dropout():
+    classifier = tiny_classifier()
+    classifier = mmzoo.models.MultimodalClassifier(
+        backbone=classifier.backbone,
+        preprocessor=classifier.preprocessor,
+        num_classes=4,
+        activation="softmax",
+        dropout=0.5,
+    )
+    x, y = raw_batch(8)
+    probabilities = classifier.predict(x, verbose=0)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+    assert not classifier.loss.get_config()["from_logits"]
+
+
+def test_mixed_bfloat16_jit_compile_fit():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    classifier = tiny_classifier(
+        fusion=mmzoo.layers.ProjectionFusion(8, combine="mean")
+    )
+    assert classifier.backbone.compute_dtype == "bfloat16"
+    classifier.compile(jit_compile=True)
+    x, y = raw_batch(16)
+    history = classifier.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert np.isfinite(classifier.predict({"image": x["image"]}, verbose=0)).all()
