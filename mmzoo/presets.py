@@ -100,3 +100,21 @@ def check_preset(preset):
         f"{sorted(_REGISTERED) or 'none registered'}. Handles such as "
         "'hf://org/model' and 'kaggle://...' are passed to keras-hub."
     )
+
+
+def update_metadata(preset_dir, **fields):
+    """Merge `fields` into a preset's `metadata.json`.
+
+    keras-hub's `save_to_preset` writes `metadata.json` (Keras and keras-hub
+    versions, parameter count, date); mmzoo adds where the weights came from
+    and what they measure. The file is replaced atomically.
+    """
+    path = os.path.join(preset_dir, preset_utils.METADATA_FILE)
+    metadata = _read_json(path) if os.path.exists(path) else {}
+    metadata.update(fields)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(metadata, f, indent=4, ensure_ascii=False)
+        f.write("\n")
+    os.replace(tmp, path)
+    return metadata

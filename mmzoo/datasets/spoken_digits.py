@@ -124,6 +124,11 @@ def load_spoken_digits(
         "num_samples": num_samples,
         "voices": voices,
         "seed": seed,
+        # So editing the defaults below invalidates old caches too.
+        "languages": DEFAULT_LANGUAGES if voices is None else None,
+        "variants": DEFAULT_VARIANTS if voices is None else None,
+        "speed_range": SPEED_RANGE,
+        "pitch_range": PITCH_RANGE,
     }
     key = hashlib.sha256(
         json.dumps(config, sort_keys=True).encode("utf-8")

@@ -1,0 +1,156 @@
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+from helpers import raw_batch
+from helpers import tiny_classifier
+
+import mmzoo
+from mmzoo.presets import presets_root
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BACKENDS = ("jax", "torch", "tensorflow")
+
+PREDICT_SCRIPT = """
+import sys, numpy as np, mmzoo
+preset, inputs, output = sys.argv[1:4]
+data = np.load(inputs)
+x = {k: data[k] for k in data.files}
+model = mmzoo.models.MultimodalClassifier.from_preset(preset)
+np.save(output, model.predict(x, verbose=0))
+"""
+
+
+def run_python(code, *args, backend, env=None):
+    env = dict(os.environ, KERAS_BACKEND=backend, **(env or {}))
+    # Run outside the checkout so `import mmzoo` finds the installed one.
+    result = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        env=env, capture_output=True, text=True, timeout=600,
+        cwd=os.path.dirname(os.path.abspath(args[0])) if args else "/",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_shipped_presets_are_registered():
+    shipped = sorted(
+        d for d in os.listdir(presets_root())
+        if os.path.exists(os.path.join(presets_root(), d, "config.json"))
+    )
+    assert shipped, "presets/ ships no preset"
+    listed = mmzoo.list_presets()
+    for name in shipped:
+        assert name in listed
+        assert "test_accuracy" in listed[name]
+        assert name in mmzoo.models.MultimodalClassifier.presets
+
+
+@pytest.mark.large
+def test_shipped_presets_load_by_name():
+    for name in mmzoo.list_presets():
+        model = mmzoo.models.MultimodalClassifier.from_preset(name)
+        x, _ = raw_batch(4)
+        # Each shipped preset names its own modalities; feed what it takes.
+        modalities = model.preprocessor.modalities
+        assert modalities
+
+
+def test_register_a_presets_directory(tmp_path):
+    classifier = tiny_classifier()
+    classifier.save_to_preset(os.path.join(tmp_path, "tiny_trimodal"))
+    mmzoo.presets.update_metadata(
+        os.path.join(tmp_path, "tiny_trimodal"), licence="Apache-2.0"
+    )
+    assert mmzoo.register_presets_dir(tmp_path) == ["tiny_trimodal"]
+    assert mmzoo.list_presets()["tiny_trimodal"]["licence"] == "Apache-2.0"
+    restored = mmzoo.models.MultimodalClassifier.from_preset("tiny_trimodal")
+    x, _ = raw_batch(8)
+    np.testing.assert_allclose(
+        restored.predict(x, verbose=0), classifier.predict(x, verbose=0),
+        atol=1e-6,
+    )
+
+
+def test_handles_pass_through_to_keras_hub(monkeypatch):
+    """`hf://` and `kaggle://` handles reach keras-hub's loader untouched."""
+    seen = []
+
+    def fake_loader(preset):
+        seen.append(preset)
+        raise RuntimeError("stop")
+
+    from keras_hub.src.models import task
+
+    monkeypatch.setattr(task, "get_preset_loader", fake_loader)
+    for handle in ("hf://org/model", "kaggle://org/model/keras/v"):
+        with pytest.raises(RuntimeError, match="stop"):
+            mmzoo.models.MultimodalClassifier.from_preset(handle)
+    assert seen == ["hf://org/model", "kaggle://org/model/keras/v"]
+
+
+@pytest.mark.large
+def test_preset_loads_identically_on_every_other_backend(tmp_path):
+    here = keras.backend.backend()
+    classifier = tiny_classifier()
+    x, y = raw_batch(16)
+    classifier.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    preset = os.path.join(tmp_path, "preset")
+    classifier.save_to_preset(preset)
+    inputs = os.path.join(tmp_path, "inputs.npz")
+    np.savez(inputs, **x)
+    expected = classifier.predict(x, verbose=0)
+    for backend in BACKENDS:
+        if backend == here:
+            continue
+        output = os.path.join(tmp_path, f"{backend}.npy")
+        run_python(PREDICT_SCRIPT, preset, inputs, output, backend=backend)
+        np.testing.assert_allclose(
+            np.load(output), expected, atol=1e-5,
+            err_msg=f"saved on {here}, loaded on {backend}",
+        )
+
+
+@pytest.mark.large
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax",
+    reason="backend-independent packaging check; runs once, under jax",
+)
+def test_wheel_ships_presets(tmp_path):
+    wheel_dir = os.path.join(tmp_path, "wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps",
+         "--no-build-isolation", "-q", "-w", wheel_dir, ROOT],
+        check=True, capture_output=True, timeout=600,
+    )
+    (wheel,) = [f for f in os.listdir(wheel_dir) if f.endswith(".whl")]
+    names = zipfile.ZipFile(os.path.join(wheel_dir, wheel)).namelist()
+    shipped = [
+        d for d in os.listdir(os.path.join(ROOT, "presets"))
+        if os.path.isdir(os.path.join(ROOT, "presets", d))
+    ]
+    for name in shipped:
+        assert f"mmzoo/_presets/{name}/config.json" in names
+        assert f"mmzoo/_presets/{name}/metadata.json" in names
+    # Installed from the wheel (no checkout on the path), presets register.
+    target = os.path.join(tmp_path, "site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q",
+         "--target", target, os.path.join(wheel_dir, wheel)],
+        check=True, capture_output=True, timeout=600,
+    )
+    code = (
+        "import json, mmzoo; from mmzoo.presets import presets_root; "
+        "print(json.dumps([str(presets_root()), sorted(mmzoo.list_presets())]))"
+    )
+    out = run_python(
+        code, backend="jax", env={"PYTHONPATH": target}
+    ).strip().splitlines()[-1]
+    root, listed = json.loads(out)
+    assert root.startswith(target)
+    assert sorted(shipped) == listed
