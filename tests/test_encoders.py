@@ -94,6 +94,25 @@ def test_image_encoder_any_size_and_channels():
         mmzoo.models.ImageEncoder(image_shape=(28, 28, None))
 
 
+def test_image_encoder_pooling():
+    fixed = mmzoo.models.ImageEncoder((12, 12, 1), (4,), hidden_dim=8)
+    assert fixed.pooling == "flatten"
+    # Flatten keeps position: a shifted image pools differently.
+    image = np.zeros((1, 12, 12, 1), "float32")
+    image[0, :4, :4] = 1.0
+    shifted = np.roll(image, 6, axis=2)
+    a = to_numpy(fixed(image))["pooled_output"]
+    b = to_numpy(fixed(shifted))["pooled_output"]
+    assert not np.allclose(a, b)
+    assert mmzoo.models.ImageEncoder((None, None, 1), (4,), 8).pooling == (
+        "average"
+    )
+    with pytest.raises(ValueError, match="fixed height and width"):
+        mmzoo.models.ImageEncoder((None, None, 1), pooling="flatten")
+    with pytest.raises(ValueError, match="pooling"):
+        mmzoo.models.ImageEncoder((8, 8, 1), pooling="max")
+
+
 def test_audio_encoder_variable_length_and_sample_rate():
     encoder = audio_encoder()
     assert encoder.min_sequence_length == 128

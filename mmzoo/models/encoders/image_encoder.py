@@ -12,17 +12,23 @@ class ImageEncoder(Backbone):
 
     Blocks of `Conv2D(3×3) + ReLU + MaxPool(2×2)` (filters 32, 64, 128 by
     default, as in the seed), then every position of the final feature map
-    is projected to `hidden_dim`. The seed flattened a fixed `128*8*8` map
-    into its dense layer, which tied it to one input size; here the dense
-    layer acts per position and the pooled vector is the mean over
-    positions, so any height, width and channel count works.
+    is projected to `hidden_dim` (the sequence output). The seed flattened a
+    hard-coded `128*8*8` map into its dense layer, which broke on any other
+    input size. Here the pooled vector is either
+    - `"flatten"`: the final map flattened and projected to `hidden_dim`,
+      the seed's design with the size computed from `image_shape` (keeps
+      where features are, which matters for digits and clothes), or
+    - `"average"`: the mean of the per-position projections, for any
+      height and width.
 
     Args:
         image_shape: tuple `(height, width, channels)`; height and width may
             be `None`.
         filters: tuple of ints, the width of each conv block.
         hidden_dim: int. Width of the outputs.
-        dropout: float. Dropout before the projection.
+        dropout: float. Dropout before the projections.
+        pooling: `"flatten"`, `"average"` or `None` (the default): flatten
+            when `image_shape` fixes height and width, else average.
         dtype: string or `keras.mixed_precision.DTypePolicy`.
 
     Inputs:
@@ -46,10 +52,24 @@ class ImageEncoder(Backbone):
         filters=(32, 64, 128),
         hidden_dim=128,
         dropout=0.0,
+        pooling=None,
         dtype=None,
         **kwargs,
     ):
         image_shape = tuple(image_shape)
+        static_size = image_shape[0] is not None and image_shape[1] is not None
+        if pooling is None:
+            pooling = "flatten" if static_size else "average"
+        if pooling not in ("flatten", "average"):
+            raise ValueError(
+                "`pooling` must be 'flatten', 'average' or None. "
+                f"Received: pooling={pooling!r}"
+            )
+        if pooling == "flatten" and not static_size:
+            raise ValueError(
+                "`pooling='flatten'` needs a fixed height and width in "
+                f"`image_shape`. Received: image_shape={image_shape}"
+            )
         if len(image_shape) != 3 or image_shape[-1] is None:
             raise ValueError(
                 "`image_shape` must be (height, width, channels) with a known "
@@ -67,17 +87,31 @@ class ImageEncoder(Backbone):
         self.projection = keras.layers.Dense(
             hidden_dim, dtype=dtype, name="projection"
         )
-        self.pooler = MaskedAveragePooling(dtype=dtype, name="pooler")
+        if pooling == "flatten":
+            self.pooler = keras.Sequential(
+                [
+                    keras.layers.Flatten(dtype=dtype),
+                    keras.layers.Dropout(dropout, dtype=dtype),
+                    keras.layers.Dense(hidden_dim, dtype=dtype),
+                ],
+                name="pooler",
+            )
+        else:
+            self.pooler = MaskedAveragePooling(dtype=dtype, name="pooler")
 
         # === Functional Model ===
         images = keras.Input(shape=image_shape, name="images")
         x = images
         for layer in self.blocks:
             x = layer(x)
+        feature_map = x
         x = self.flatten_positions(x)
         x = self.dropout_layer(x)
         sequence = self.projection(x)
-        pooled = self.pooler(sequence)
+        if pooling == "flatten":
+            pooled = self.pooler(feature_map)
+        else:
+            pooled = self.pooler(sequence)
         super().__init__(
             inputs=images,
             outputs={"sequence_output": sequence, "pooled_output": pooled},
@@ -90,6 +124,7 @@ class ImageEncoder(Backbone):
         self.filters = filters
         self.hidden_dim = hidden_dim
         self.dropout = dropout
+        self.pooling = pooling
 
     def get_config(self):
         config = super().get_config()
@@ -99,6 +134,7 @@ class ImageEncoder(Backbone):
                 "filters": self.filters,
                 "hidden_dim": self.hidden_dim,
                 "dropout": self.dropout,
+                "pooling": self.pooling,
             }
         )
         return config
