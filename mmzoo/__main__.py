@@ -16,145 +16,18 @@
 
 import argparse
 import json
-import os
 import time
 
 import keras
-import keras_hub
 import numpy as np
 
 import mmzoo
-from mmzoo.datasets import load_mnist
-from mmzoo.datasets import load_spoken_digits
-
-DIGIT_WORDS = {
-    "en": ["zero", "one", "two", "three", "four",
-           "five", "six", "seven", "eight", "nine"],
-    "fr": ["zéro", "un", "deux", "trois", "quatre",
-           "cinq", "six", "sept", "huit", "neuf"],
-    "es": ["cero", "uno", "dos", "tres", "cuatro",
-           "cinco", "seis", "siete", "ocho", "nueve"],
-    "it": ["zero", "uno", "due", "tre", "quattro",
-           "cinque", "sei", "sette", "otto", "nove"],
-    "de": ["null", "eins", "zwei", "drei", "vier",
-           "fünf", "sechs", "sieben", "acht", "neun"],
-}
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-SAMPLE_RATE = 8000
-
-
-def digit_vocabulary():
-    words = sorted({w for ws in DIGIT_WORDS.values() for w in ws})
-    return SPECIAL_TOKENS + words
-
-
-def build_classifier(num_classes=10):
-    """The main job's small tri-modal classifier."""
-    tokenizer = keras_hub.tokenizers.BertTokenizer(
-        vocabulary=digit_vocabulary(), lowercase=True
-    )
-    preprocessor = mmzoo.models.MultimodalPreprocessor(
-        tokenizer=tokenizer,
-        image_converter=keras_hub.layers.ImageConverter(
-            image_size=(28, 28), scale=1 / 255.0
-        ),
-        audio_converter=mmzoo.layers.WaveformConverter(
-            sample_rate=SAMPLE_RATE, num_samples=SAMPLE_RATE
-        ),
-        sequence_length=8,
-    )
-    backbone = mmzoo.models.MultimodalBackbone(
-        encoders={
-            "text": mmzoo.models.TextEncoder(
-                vocabulary_size=tokenizer.vocabulary_size(),
-                num_layers=1, num_heads=2, hidden_dim=32,
-                intermediate_dim=64, max_sequence_length=8,
-            ),
-            "image": mmzoo.models.ImageEncoder(
-                image_shape=(28, 28, 1), filters=(16, 32), hidden_dim=64
-            ),
-            "audio": mmzoo.models.AudioEncoder(
-                sample_rate=SAMPLE_RATE, num_mel_bins=40, fft_length=256,
-                sequence_stride=80, filters=(16, 32), hidden_dim=64,
-            ),
-        },
-        fusion=mmzoo.layers.AttentionFusion(output_dim=64, num_heads=2),
-    )
-    return mmzoo.models.MultimodalClassifier(
-        backbone=backbone, preprocessor=preprocessor,
-        num_classes=num_classes, dropout=0.1,
-    )
-
-
-def make_pairs(images, image_labels, waves, wave_labels, rng):
-    """Pair every image with a clip and a word of the same digit."""
-    languages = sorted(DIGIT_WORDS)
-    by_digit = {d: np.flatnonzero(wave_labels == d) for d in range(10)}
-    clip = np.array([rng.choice(by_digit[d]) for d in image_labels])
-    language = rng.choice(languages, size=len(image_labels))
-    text = np.array(
-        [DIGIT_WORDS[lang][d] for lang, d in zip(language, image_labels)]
-    )
-    return {"text": text, "image": images, "audio": waves[clip]}
-
-
-def modality_dropout(n, rng, rates=(0.7, 0.3, 0.3)):
-    """A 0/1 mask dropping each modality (text, image, audio) with its rate,
-    keeping at least one per row. Text names the digit outright, so it is
-    dropped most, or the other encoders would learn little."""
-    mask = (rng.random((n, 3)) >= np.array(rates)).astype("int32")
-    empty = mask.sum(1) == 0
-    mask[empty, rng.integers(0, 3, empty.sum())] = 1
-    return mask
-
-
-def load_data(seed=0, clips_per_digit=40, verbose=True):
-    rng = np.random.default_rng(seed)
-    images, labels = load_mnist()
-    waves, wave_labels, speakers = load_spoken_digits(
-        num_per_digit=clips_per_digit, sample_rate=SAMPLE_RATE,
-        num_samples=SAMPLE_RATE, seed=seed, verbose=verbose,
-    )
-    # Test speakers are voices never heard in training: hold out two of the
-    # base voices (with all their variants).
-    bases = np.array([str(s).split("+")[0] for s in speakers])
-    held_out = sorted(set(bases))[1::4][:2]
-    test_clip = np.isin(bases, held_out)
-    for d in range(10):
-        for part, where in (("train", ~test_clip), ("test", test_clip)):
-            if not np.any(where & (wave_labels == d)):
-                raise RuntimeError(
-                    f"No {part} clip of digit {d}; raise clips_per_digit."
-                )
-    order = rng.permutation(len(images))
-    split = int(0.8 * len(images))
-    train_idx, test_idx = order[:split], order[split:]
-    train = make_pairs(
-        images[train_idx], labels[train_idx], waves[~test_clip],
-        wave_labels[~test_clip], rng,
-    )
-    test = make_pairs(
-        images[test_idx], labels[test_idx], waves[test_clip],
-        wave_labels[test_clip], rng,
-    )
-    return (train, labels[train_idx]), (test, labels[test_idx])
-
-
-SUBSETS = {
-    "text+image+audio": ("text", "image", "audio"),
-    "image+audio": ("image", "audio"),
-    "image": ("image",),
-    "audio": ("audio",),
-    "text": ("text",),
-}
-
-
-def evaluate_subsets(classifier, x, y):
-    results = {}
-    for name, keys in SUBSETS.items():
-        logits = classifier.predict({k: x[k] for k in keys}, verbose=0)
-        results[name] = float((logits.argmax(-1) == y).mean())
-    return results
+from mmzoo.recipes.trimodal_digits import DIGIT_WORDS
+from mmzoo.recipes.trimodal_digits import SAMPLE_RATE
+from mmzoo.recipes.trimodal_digits import build_classifier
+from mmzoo.recipes.trimodal_digits import evaluate_subsets
+from mmzoo.recipes.trimodal_digits import load_data
+from mmzoo.recipes.trimodal_digits import modality_dropout
 
 
 def main(argv=None):

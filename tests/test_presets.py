@@ -52,13 +52,25 @@ def test_shipped_presets_are_registered():
 
 
 @pytest.mark.large
-def test_shipped_presets_load_by_name():
-    for name in mmzoo.list_presets():
-        model = mmzoo.models.MultimodalClassifier.from_preset(name)
-        x, _ = raw_batch(4)
-        # Each shipped preset names its own modalities; feed what it takes.
-        modalities = model.preprocessor.modalities
-        assert modalities
+def test_trimodal_digits_demo_reaches_recorded_accuracy():
+    """The shipped preset loads by name and reaches, on its test split, the
+    accuracy its metadata records for every set of modalities (± 0.5 pt)."""
+    from mmzoo.recipes.trimodal_digits import evaluate_subsets
+    from mmzoo.recipes.trimodal_digits import load_data
+
+    metadata = mmzoo.list_presets()["trimodal_digits_demo"]
+    model = mmzoo.models.MultimodalClassifier.from_preset(
+        "trimodal_digits_demo"
+    )
+    _, (x_test, y_test) = load_data(seed=metadata["seed"], verbose=False)
+    measured = evaluate_subsets(model, x_test, y_test)
+    assert set(measured) == set(metadata["test_accuracy"])
+    for subset, recorded in metadata["test_accuracy"].items():
+        assert abs(measured[subset] - recorded) <= 0.005, (
+            subset, measured[subset], recorded
+        )
+    # With text (which names the digit) absent, images still carry it.
+    assert measured["image"] > 0.85
 
 
 def test_register_a_presets_directory(tmp_path):

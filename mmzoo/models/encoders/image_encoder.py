@@ -90,9 +90,13 @@ class ImageEncoder(Backbone):
         if pooling == "flatten":
             self.pooler = keras.Sequential(
                 [
-                    keras.layers.Flatten(dtype=dtype),
-                    keras.layers.Dropout(dropout, dtype=dtype),
-                    keras.layers.Dense(hidden_dim, dtype=dtype),
+                    keras.layers.Flatten(dtype=dtype, name="pooler_flatten"),
+                    keras.layers.Dropout(
+                        dropout, dtype=dtype, name="pooler_dropout"
+                    ),
+                    keras.layers.Dense(
+                        hidden_dim, dtype=dtype, name="pooler_dense"
+                    ),
                 ],
                 name="pooler",
             )

@@ -1,0 +1,1 @@
+"""Training recipes that reproduce mmzoo's shipped presets."""
