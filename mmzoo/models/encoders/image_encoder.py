@@ -15,9 +15,10 @@ class ImageEncoder(Backbone):
     is projected to `hidden_dim` (the sequence output). The seed flattened a
     hard-coded `128*8*8` map into its dense layer, which broke on any other
     input size. Here the pooled vector is either
-    - `"flatten"`: the final map flattened and projected to `hidden_dim`,
-      the seed's design with the size computed from `image_shape` (keeps
-      where features are, which matters for digits and clothes), or
+    - `"flatten"`: the projected positions flattened and projected again
+      to `hidden_dim`, the seed's design with the size computed from
+      `image_shape` (keeps where features are, which matters for digits and
+      clothes), or
     - `"average"`: the mean of the per-position projections, for any
       height and width.
 
@@ -91,9 +92,6 @@ class ImageEncoder(Backbone):
             self.pooler = keras.Sequential(
                 [
                     keras.layers.Flatten(dtype=dtype, name="pooler_flatten"),
-                    keras.layers.Dropout(
-                        dropout, dtype=dtype, name="pooler_dropout"
-                    ),
                     keras.layers.Dense(
                         hidden_dim, dtype=dtype, name="pooler_dense"
                     ),
@@ -108,14 +106,10 @@ class ImageEncoder(Backbone):
         x = images
         for layer in self.blocks:
             x = layer(x)
-        feature_map = x
         x = self.flatten_positions(x)
         x = self.dropout_layer(x)
         sequence = self.projection(x)
-        if pooling == "flatten":
-            pooled = self.pooler(feature_map)
-        else:
-            pooled = self.pooler(sequence)
+        pooled = self.pooler(sequence)
         super().__init__(
             inputs=images,
             outputs={"sequence_output": sequence, "pooled_output": pooled},
