@@ -130,3 +130,21 @@ def test_mixed_bfloat16_jit_compile_fit():
     history = classifier.fit(x, y, epochs=1, batch_size=16, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert np.isfinite(classifier.predict({"image": x["image"]}, verbose=0)).all()
+
+
+def test_fit_shuffles_and_splits_validation(recwarn):
+    classifier = tiny_classifier()
+    x, y = raw_batch(16)
+    history = classifier.fit(
+        x, y, epochs=1, batch_size=4, validation_split=0.25, verbose=0
+    )
+    assert "val_loss" in history.history
+    assert not [w for w in recwarn if "shuffle=True" in str(w.message)]
+    from mmzoo.models.multimodal.multimodal_classifier import _to_dataset
+
+    ordered = np.arange(64)
+    batches = [
+        b.numpy() for b, _ in _to_dataset(ordered, ordered, None, 64, True)
+    ]
+    assert sorted(batches[0]) == list(ordered)
+    assert list(batches[0]) != list(ordered)

@@ -1,5 +1,7 @@
 import keras
+import numpy as np
 from keras_hub.models import Task
+from keras_hub.src.utils.pipeline_model import _train_validation_split
 
 from mmzoo.api_export import mmzoo_export
 from mmzoo.models.multimodal.multimodal_backbone import MultimodalBackbone
@@ -18,6 +20,20 @@ def _is_dataset(x):
     except ImportError:
         pass
     return not isinstance(x, dict)
+
+
+def _to_dataset(x, y, sample_weight, batch_size, shuffle):
+    import tensorflow as tf
+
+    data = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+    data = keras.tree.map_structure(
+        lambda v: v if isinstance(v, tf.Tensor) else np.asarray(v), data
+    )
+    dataset = tf.data.Dataset.from_tensor_slices(data)
+    if shuffle:
+        size = int(dataset.cardinality())
+        dataset = dataset.shuffle(size, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size or 32)
 
 
 @mmzoo_export("mmzoo.models.MultimodalTask")
@@ -56,11 +72,41 @@ class MultimodalTask(Task):
         if self.preprocessor is not None and not _is_dataset(x):
             self.preprocessor.check_values(x)
 
-    def fit(self, x=None, y=None, validation_data=None, **kwargs):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        sample_weight=None,
+        validation_data=None,
+        validation_split=None,
+        shuffle=True,
+        **kwargs,
+    ):
         self._check_raw(x)
         if isinstance(validation_data, tuple) and validation_data:
             self._check_raw(validation_data[0])
-        return super().fit(x=x, y=y, validation_data=validation_data, **kwargs)
+        if not _is_dataset(x):
+            if validation_split and validation_data is None:
+                (x, y, sample_weight), validation_data = (
+                    _train_validation_split(
+                        (x, y, sample_weight), validation_split
+                    )
+                )
+            # keras-hub turns arrays into a `tf.data.Dataset` without
+            # shuffling them; shuffle each epoch as `keras.Model.fit` does.
+            x = _to_dataset(x, y, sample_weight, batch_size, shuffle)
+            y = sample_weight = batch_size = None
+            shuffle = False  # done above; Keras cannot shuffle a dataset
+        return super().fit(
+            x=x,
+            y=y,
+            batch_size=batch_size,
+            sample_weight=sample_weight,
+            validation_data=validation_data,
+            shuffle=shuffle,
+            **kwargs,
+        )
 
     def evaluate(self, x=None, y=None, **kwargs):
         self._check_raw(x)
