@@ -124,6 +124,9 @@ def test_audio_encoder_variable_length_and_sample_rate():
 
 def test_default_seed_cnn_filters():
     encoder = mmzoo.models.ImageEncoder(image_shape=(32, 32, 3))
-    convs = [l for l in encoder.layers if isinstance(l, keras.layers.Conv2D)]
+    convs = [
+        layer for layer in encoder.layers
+        if isinstance(layer, keras.layers.Conv2D)
+    ]
     assert [c.filters for c in convs] == [32, 64, 128]
     assert all(c.kernel_size == (3, 3) for c in convs)

@@ -180,7 +180,7 @@ def test_bad_inputs(kind, rng):
     layer = FUSIONS[kind]()
     x = vectors(rng)
     layer(x)
-    with pytest.raises(ValueError, match="unknown modalities.*video"):
+    with pytest.raises(ValueError, match="unknown modality.*video"):
         layer({**x, "video": x["text"]})
     with pytest.raises(ValueError, match="no known modality"):
         layer({})

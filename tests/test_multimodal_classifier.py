@@ -86,7 +86,7 @@ def test_bad_raw_input_fails_before_fit(trained):
     with pytest.raises(ValueError, match="empty strings"):
         bad = dict(x, text=np.array([""] * 32))
         classifier.fit(bad, y, epochs=1, verbose=0)
-    with pytest.raises(ValueError, match="Unknown modality"):
+    with pytest.raises(ValueError, match="unknown modality"):
         classifier.predict({"video": x["image"]}, verbose=0)
 
 

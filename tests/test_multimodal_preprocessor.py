@@ -55,9 +55,9 @@ def test_config_round_trip():
 @pytest.mark.parametrize(
     "make_input, message",
     [
-        (lambda x: {**x, "video": x["image"]}, "Unknown modality.*video"),
-        (lambda x: {}, "No known modality"),
-        (lambda x: {"modality_mask": np.ones((4, 3))}, "No known modality"),
+        (lambda x: {**x, "video": x["image"]}, "unknown modality.*video"),
+        (lambda x: {}, "no known modality"),
+        (lambda x: {"modality_mask": np.ones((4, 3))}, "no known modality"),
         (lambda x: x["image"], "expects a dict"),
         (lambda x: {"image": x["image"][0]}, "'image' expects images of shape"),
         (lambda x: {"audio": x["audio"][:, None]}, "'audio'.*\\(batch, samples\\)"),

@@ -8,7 +8,6 @@ languages (text). `build_classifier()` is the small tri-modal model,
 with each set of modalities present.
 """
 
-import keras
 import keras_hub
 import numpy as np
 

@@ -83,27 +83,18 @@ class AttentionFusion(ModalityFusion):
         self.num_heads = int(num_heads)
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.projections = {}
-
-    def _initializer(self):
-        config = keras.initializers.serialize(self.kernel_initializer)
-        return keras.initializers.get(config)
 
     def build_modalities(self, feature_dims):
-        for name in self.modalities:
-            layer = keras.layers.Dense(
-                self.output_dim,
-                use_bias=self.use_bias,
-                kernel_initializer=self._initializer(),
-                dtype=self.dtype_policy,
-                name=f"{name}_projection",
-            )
-            layer.build((None, feature_dims[name]))
-            self.projections[name] = layer
+        self.build_projections(
+            feature_dims,
+            self.output_dim,
+            use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer,
+        )
         self.query = self.add_weight(
             name="query",
             shape=(self.num_heads, self.output_dim // self.num_heads),
-            initializer=self._initializer(),
+            initializer=self.clone_initializer(self.kernel_initializer),
         )
 
     def call(
@@ -120,32 +111,24 @@ class AttentionFusion(ModalityFusion):
         return fused
 
     def fuse(self, features, mask, training=None):
-        rank = next(len(x.shape) for x in features if x is not None)
-        reference = next(x for x in features if x is not None)
-        batch_size = ops.shape(reference)[0]
-        tokens, token_masks = [], []
-        for index, (name, x) in enumerate(zip(self.modalities, features)):
-            if x is None:
-                # Absent for the whole batch: one zero token, masked out.
-                steps = 1
-                h = ops.zeros((batch_size, 1, self.output_dim), self.compute_dtype)
-            else:
-                h = self.projections[name](x)
-                if rank == 2:
-                    h = ops.expand_dims(h, 1)
-                steps = ops.shape(h)[1]
+        tokens = self.project(features, mask)
+        if len(tokens[0].shape) == 2:
+            tokens = [ops.expand_dims(h, 1) for h in tokens]
+        batch_size = ops.shape(tokens[0])[0]
+        token_masks = []
+        for index, h in enumerate(tokens):
+            # A sequence modality contributes one token per step.
             column = ops.cast(mask[:, index : index + 1], "bool")
-            tokens.append(h)
-            token_masks.append(ops.repeat(column, steps, axis=1))
+            token_masks.append(ops.repeat(column, ops.shape(h)[1], axis=1))
         # (batch, tokens, width) and (batch, tokens)
         tokens = ops.concatenate(tokens, axis=1)
         token_mask = ops.concatenate(token_masks, axis=1)
-        tokens = ops.where(token_mask[..., None], tokens, ops.zeros_like(tokens))
         head_dim = self.output_dim // self.num_heads
         heads = ops.reshape(
             tokens, (batch_size, -1, self.num_heads, head_dim)
         )
-        logits = ops.einsum("bthd,hd->bht", heads, ops.cast(self.query, heads.dtype))
+        query = ops.cast(self.query, heads.dtype)
+        logits = ops.einsum("bthd,hd->bht", heads, query)
         logits = ops.cast(logits, "float32")
         head_mask = ops.expand_dims(token_mask, 1)
         # A masked softmax written out, so that masked tokens get exactly 0,

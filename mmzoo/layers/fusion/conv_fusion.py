@@ -74,22 +74,16 @@ class ConvFusion(ModalityFusion):
         self.kernel_size = tuple(int(k) for k in kernel_size)
         self.activation = keras.activations.get(activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.projections = {}
 
     def _initializer(self):
-        config = keras.initializers.serialize(self.kernel_initializer)
-        return keras.initializers.get(config)
+        return self.clone_initializer(self.kernel_initializer)
 
     def build_modalities(self, feature_dims):
-        for name in self.modalities:
-            layer = keras.layers.Dense(
-                self.projection_dim,
-                kernel_initializer=self._initializer(),
-                dtype=self.dtype_policy,
-                name=f"{name}_projection",
-            )
-            layer.build((None, feature_dims[name]))
-            self.projections[name] = layer
+        self.build_projections(
+            feature_dims,
+            self.projection_dim,
+            kernel_initializer=self.kernel_initializer,
+        )
         num_modalities = len(self.modalities)
         self.conv = keras.layers.Conv2D(
             self.filters,
@@ -112,20 +106,9 @@ class ConvFusion(ModalityFusion):
         )
 
     def fuse(self, features, mask, training=None):
-        rank = next(len(x.shape) for x in features if x is not None)
-        projected = []
-        for index, (name, x) in enumerate(zip(self.modalities, features)):
-            if x is None:
-                projected.append(None)
-                continue
-            h = self.projections[name](x)
-            if rank == 2:
-                h = ops.expand_dims(h, 1)
-            column = self.mask_column(mask, index, 3)
-            projected.append(ops.where(column, h, ops.zeros_like(h)))
-        reference = next(h for h in projected if h is not None)
-        zeros = ops.zeros_like(reference)
-        projected = [zeros if h is None else h for h in projected]
+        projected = self.project(features, mask)
+        if len(projected[0].shape) == 2:
+            projected = [ops.expand_dims(h, 1) for h in projected]
         # (batch, steps, projection_dim, num_modalities)
         grid = ops.stack(projected, axis=-1)
         grid = self.conv(grid)

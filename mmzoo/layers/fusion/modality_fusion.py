@@ -2,6 +2,8 @@ import keras
 from keras import ops
 
 from mmzoo.api_export import mmzoo_export
+from mmzoo.utils.modality_checks import check_mask_shape
+from mmzoo.utils.modality_checks import present_modalities
 
 
 @mmzoo_export("mmzoo.layers.ModalityFusion")
@@ -107,24 +109,9 @@ class ModalityFusion(keras.layers.Layer):
 
     def standardize(self, inputs, modality_mask=None):
         """Validate inputs; return ordered features and a float mask."""
-        if not isinstance(inputs, dict):
-            raise ValueError(
-                f"{self.__class__.__name__} expects a dict "
-                f"`{{modality_name: tensor}}`. Received {type(inputs)}."
-            )
-        unknown = sorted(set(inputs) - set(self.modalities))
-        if unknown:
-            raise ValueError(
-                f"{self.__class__.__name__} got unknown modalities {unknown}. "
-                f"Expected keys among {self.modalities}."
-            )
-        present = [m for m in self.modalities if inputs.get(m) is not None]
-        if not present:
-            raise ValueError(
-                f"{self.__class__.__name__} got no known modality. Expected "
-                f"at least one of {self.modalities}. Received keys "
-                f"{sorted(inputs)}."
-            )
+        present = present_modalities(
+            inputs, self.modalities, self.__class__.__name__, takes_mask=False
+        )
         rank = self.feature_ranks[present[0]]
         for name in present:
             shape = tuple(inputs[name].shape)
@@ -143,17 +130,53 @@ class ModalityFusion(keras.layers.Layer):
         if modality_mask is None:
             mask = ops.ones((batch_size, num_modalities), self.compute_dtype)
         else:
-            mask_shape = tuple(modality_mask.shape)
-            if len(mask_shape) != 2 or mask_shape[-1] != num_modalities:
-                raise ValueError(
-                    "`modality_mask` must have shape (batch, "
-                    f"{num_modalities}), one column per modality in "
-                    f"{self.modalities}. Received shape {mask_shape}."
-                )
+            check_mask_shape(modality_mask.shape, self.modalities)
             mask = ops.cast(ops.cast(modality_mask, "bool"), self.compute_dtype)
         mask = mask * presence
         features = [inputs[m] if m in present else None for m in self.modalities]
         return features, mask
+
+    def clone_initializer(self, initializer):
+        """A fresh copy, so each weight draws its own values."""
+        return keras.initializers.get(keras.initializers.serialize(initializer))
+
+    def build_projections(self, feature_dims, width, **dense_kwargs):
+        """Create `self.projections`: one `Dense(width)` per modality.
+
+        A `kernel_initializer` in `dense_kwargs` is cloned per modality.
+        """
+        initializer = dense_kwargs.pop("kernel_initializer", "glorot_uniform")
+        self.projections = {}
+        for name in self.modalities:
+            layer = keras.layers.Dense(
+                width,
+                kernel_initializer=self.clone_initializer(
+                    keras.initializers.get(initializer)
+                ),
+                dtype=self.dtype_policy,
+                name=f"{name}_projection",
+                **dense_kwargs,
+            )
+            layer.build((None, feature_dims[name]))
+            self.projections[name] = layer
+
+    def project(self, features, mask):
+        """Project every modality; masked rows and absent modalities are 0.
+
+        Returns a list in `self.modalities` order. An absent modality is a
+        zero tensor shaped like the first present projection.
+        """
+        rank = next(len(x.shape) for x in features if x is not None)
+        projected = []
+        for index, (name, x) in enumerate(zip(self.modalities, features)):
+            if x is None:
+                projected.append(None)
+                continue
+            h = self.projections[name](x)
+            column = self.mask_column(mask, index, rank)
+            projected.append(ops.where(column, h, ops.zeros_like(h)))
+        zeros = ops.zeros_like(next(h for h in projected if h is not None))
+        return [zeros if h is None else h for h in projected]
 
     def mask_column(self, mask, index, rank):
         """Mask column `index` as a bool tensor broadcastable to `rank`."""

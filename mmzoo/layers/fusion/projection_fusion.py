@@ -78,37 +78,20 @@ class ProjectionFusion(ModalityFusion):
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.projections = {}
 
     def build_modalities(self, feature_dims):
-        for name in self.modalities:
-            layer = keras.layers.Dense(
-                self.output_dim,
-                activation=self.activation,
-                use_bias=self.use_bias,
-                kernel_initializer=keras.initializers.get(
-                    keras.initializers.serialize(self.kernel_initializer)
-                ),
-                bias_initializer=self.bias_initializer,
-                dtype=self.dtype_policy,
-                name=f"{name}_projection",
-            )
-            layer.build((None, feature_dims[name]))
-            self.projections[name] = layer
+        self.build_projections(
+            feature_dims,
+            self.output_dim,
+            activation=self.activation,
+            use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer,
+            bias_initializer=self.bias_initializer,
+        )
 
     def fuse(self, features, mask, training=None):
         rank = next(len(x.shape) for x in features if x is not None)
-        projected = []
-        for index, (name, x) in enumerate(zip(self.modalities, features)):
-            if x is None:
-                projected.append(None)
-                continue
-            h = self.projections[name](x)
-            column = self.mask_column(mask, index, rank)
-            projected.append(ops.where(column, h, ops.zeros_like(h)))
-        reference = next(h for h in projected if h is not None)
-        zeros = ops.zeros_like(reference)
-        projected = [zeros if h is None else h for h in projected]
+        projected = self.project(features, mask)
         if self.combine == "concat":
             return ops.concatenate(projected, axis=-1)
         total = projected[0]

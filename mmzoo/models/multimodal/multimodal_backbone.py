@@ -6,8 +6,10 @@ from keras_hub.models import Backbone
 from mmzoo.api_export import mmzoo_export
 from mmzoo.layers.fusion.modality_fusion import ModalityFusion
 from mmzoo.layers.masked_average_pooling import MaskedAveragePooling
+from mmzoo.utils.modality_checks import MODALITY_MASK
+from mmzoo.utils.modality_checks import check_mask_shape
+from mmzoo.utils.modality_checks import present_modalities
 
-MODALITY_MASK = "modality_mask"
 
 
 def _to_tensor(x):
@@ -206,24 +208,9 @@ class MultimodalBackbone(Backbone):
         batch sizes. Missing modalities get zero placeholders and a 0 in
         `"modality_mask"`.
         """
-        if not isinstance(inputs, dict):
-            raise ValueError(
-                "MultimodalBackbone expects a dict {modality_name: inputs}. "
-                f"Received: {type(inputs)}"
-            )
-        known = set(self.modalities) | {MODALITY_MASK}
-        unknown = sorted(set(inputs) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown modality {unknown}. This backbone takes "
-                f"{self.modalities} (and '{MODALITY_MASK}')."
-            )
-        present = [m for m in self.modalities if inputs.get(m) is not None]
-        if not present:
-            raise ValueError(
-                f"No known modality in the input. Expected at least one of "
-                f"{self.modalities}. Received keys: {sorted(inputs)}"
-            )
+        present = present_modalities(
+            inputs, self.modalities, "MultimodalBackbone"
+        )
         batch_sizes = {}
         standardized = {}
         for name in present:
@@ -278,13 +265,8 @@ class MultimodalBackbone(Backbone):
             mask = ops.ones((batch_size, len(self.modalities)), "int32")
         else:
             mask = _to_tensor(mask)
+            check_mask_shape(mask.shape, self.modalities)
             shape = tuple(mask.shape)
-            if len(shape) != 2 or shape[-1] != len(self.modalities):
-                raise ValueError(
-                    f"'{MODALITY_MASK}' must have shape (batch, "
-                    f"{len(self.modalities)}), one column per modality in "
-                    f"{self.modalities}. Received shape {shape}."
-                )
             if shape[0] is not None and batch_sizes:
                 if shape[0] != next(iter(batch_sizes.values())):
                     raise ValueError(

@@ -7,8 +7,10 @@ from keras_hub.src.utils.tensor_utils import convert_preprocessing_outputs
 from keras_hub.src.utils.tensor_utils import in_tf_function
 
 from mmzoo.api_export import mmzoo_export
+from mmzoo.utils.modality_checks import MODALITY_MASK
+from mmzoo.utils.modality_checks import check_mask_shape
+from mmzoo.utils.modality_checks import present_modalities
 
-MODALITY_MASK = "modality_mask"
 TEXT, IMAGE, AUDIO = "text", "image", "audio"
 
 
@@ -153,27 +155,10 @@ class MultimodalPreprocessor(Preprocessor):
     # --- Validation -------------------------------------------------------
 
     def _check_keys(self, x):
-        if not isinstance(x, dict):
-            raise ValueError(
-                "MultimodalPreprocessor expects a dict {modality_name: values} "
-                f"with keys among {self.preprocessable_modalities}. "
-                f"Received: {type(x)}"
-            )
-        known = set(self.preprocessable_modalities) | {MODALITY_MASK}
-        unknown = sorted(set(x) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown modality {unknown}. This preprocessor takes "
-                f"{self.preprocessable_modalities} (and '{MODALITY_MASK}')."
-            )
-        present = [m for m in self.modalities if x.get(m) is not None]
-        if not present:
-            raise ValueError(
-                "No known modality in the input. Expected at least one of "
-                f"{self.preprocessable_modalities}. Received keys: "
-                f"{sorted(x)}"
-            )
-        return present
+        present = present_modalities(
+            x, self.preprocessable_modalities, "MultimodalPreprocessor"
+        )
+        return [m for m in self.modalities if m in present]
 
     def check_values(self, x):
         """Checks raw inputs eagerly, including data-dependent checks.
@@ -293,14 +278,7 @@ class MultimodalPreprocessor(Preprocessor):
         mask = tf.ones((batch_size, len(self.modalities)), "int32")
         if MODALITY_MASK in x:
             given = x[MODALITY_MASK]
-            if given.shape.rank != 2 or given.shape[-1] != len(
-                self.modalities
-            ):
-                raise ValueError(
-                    f"'{MODALITY_MASK}' must have shape (batch, "
-                    f"{len(self.modalities)}), one column per modality in "
-                    f"{self.modalities}. Received shape {tuple(given.shape)}."
-                )
+            check_mask_shape(given.shape, self.modalities)
             mask = tf.cast(tf.cast(given, "bool"), "int32")
         outputs[MODALITY_MASK] = mask * presence
         return outputs
