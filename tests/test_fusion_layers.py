@@ -121,9 +121,7 @@ def test_projection_mean_divides_by_present_count(rng):
     layer = ProjectionFusion(4, combine="mean", bias_initializer="ones")
     x = vectors(rng)
     full = to_numpy(layer(x))
-    projected = {
-        k: to_numpy(layer.projections[k](v)) for k, v in x.items()
-    }
+    projected = {k: to_numpy(layer.projections[k](v)) for k, v in x.items()}
     np.testing.assert_allclose(
         full, sum(projected.values()) / 3, rtol=1e-5, atol=1e-6
     )
@@ -166,7 +164,8 @@ def test_attention_over_sequences_of_different_lengths(rng):
         "text": rng.standard_normal((2, 2, 7)).astype("float32"),
     }
     fused, scores = layer(
-        x, modality_mask=np.array([[1, 0], [1, 1]]),
+        x,
+        modality_mask=np.array([[1, 0], [1, 1]]),
         return_attention_scores=True,
     )
     scores = to_numpy(scores)

@@ -53,8 +53,12 @@ def test_outputs_missing_modalities_and_mask(fusion):
 
 def test_keras_hub_bert_as_text_encoder(tmp_path):
     bert = keras_hub.models.BertBackbone(
-        vocabulary_size=12, num_layers=1, num_heads=2, hidden_dim=8,
-        intermediate_dim=16, max_sequence_length=6,
+        vocabulary_size=12,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=6,
     )
     encoders = {
         "text": bert,

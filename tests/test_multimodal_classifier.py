@@ -36,7 +36,9 @@ def test_predict_with_modalities_left_out(trained):
     # Leaving a key out equals masking it in every row.
     mask = np.array([[0, 1, 1]] * 32)
     np.testing.assert_allclose(
-        classifier.predict({"image": x["image"], "audio": x["audio"]}, verbose=0),
+        classifier.predict(
+            {"image": x["image"], "audio": x["audio"]}, verbose=0
+        ),
         classifier.predict({**x, "modality_mask": mask}, verbose=0),
         atol=1e-5,
     )
@@ -129,7 +131,9 @@ def test_mixed_bfloat16_jit_compile_fit():
     x, y = raw_batch(16)
     history = classifier.fit(x, y, epochs=1, batch_size=16, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
-    assert np.isfinite(classifier.predict({"image": x["image"]}, verbose=0)).all()
+    assert np.isfinite(
+        classifier.predict({"image": x["image"]}, verbose=0)
+    ).all()
 
 
 def test_fit_shuffles_and_splits_validation(recwarn):

@@ -60,16 +60,37 @@ def test_config_round_trip():
         (lambda x: {"modality_mask": np.ones((4, 3))}, "no known modality"),
         (lambda x: x["image"], "expects a dict"),
         (lambda x: {"image": x["image"][0]}, "'image' expects images of shape"),
-        (lambda x: {"audio": x["audio"][:, None]}, "'audio'.*\\(batch, samples\\)"),
+        (
+            lambda x: {"audio": x["audio"][:, None]},
+            "'audio'.*\\(batch, samples\\)",
+        ),
         (lambda x: {"text": x["text"][:, None]}, "'text' expects a 1-D batch"),
         (lambda x: {"text": np.arange(4)}, "'text' expects strings"),
-        (lambda x: {"audio": (x["audio"] * 1000).astype("int16")}, "'audio'.*float"),
-        (lambda x: {"image": np.array([[[["a"]]]])}, "'image' expects uint8 or float"),
+        (
+            lambda x: {"audio": (x["audio"] * 1000).astype("int16")},
+            "'audio'.*float",
+        ),
+        (
+            lambda x: {"image": np.array([[[["a"]]]])},
+            "'image' expects uint8 or float",
+        ),
         (lambda x: {**x, "audio": x["audio"][:3]}, "same batch size"),
-        (lambda x: {"text": np.array(["one", "  ", "two", ""])}, "empty strings at rows \\[1, 3\\]"),
-        (lambda x: {"audio": np.zeros((4, 0), "float32")}, "'audio' got zero-length"),
-        (lambda x: {"audio": np.full((4, 10), np.nan, "float32")}, "'audio' contains NaN"),
-        (lambda x: {**x, "modality_mask": np.ones((4, 2))}, "modality_mask.*\\(batch, 3\\)"),
+        (
+            lambda x: {"text": np.array(["one", "  ", "two", ""])},
+            "empty strings at rows \\[1, 3\\]",
+        ),
+        (
+            lambda x: {"audio": np.zeros((4, 0), "float32")},
+            "'audio' got zero-length",
+        ),
+        (
+            lambda x: {"audio": np.full((4, 10), np.nan, "float32")},
+            "'audio' contains NaN",
+        ),
+        (
+            lambda x: {**x, "modality_mask": np.ones((4, 2))},
+            "modality_mask.*\\(batch, 3\\)",
+        ),
     ],
 )
 def test_bad_input(make_input, message):

@@ -31,7 +31,10 @@ def run_python(code, *args, backend, env=None):
     # Run outside the checkout so `import mmzoo` finds the installed one.
     result = subprocess.run(
         [sys.executable, "-c", code, *map(str, args)],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
         cwd=os.path.dirname(os.path.abspath(args[0])) if args else "/",
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -40,7 +43,8 @@ def run_python(code, *args, backend, env=None):
 
 def test_shipped_presets_are_registered():
     shipped = sorted(
-        d for d in os.listdir(presets_root())
+        d
+        for d in os.listdir(presets_root())
         if os.path.exists(os.path.join(presets_root(), d, "config.json"))
     )
     assert shipped, "presets/ ships no preset"
@@ -67,7 +71,9 @@ def test_trimodal_digits_demo_reaches_recorded_accuracy():
     assert set(measured) == set(metadata["test_accuracy"])
     for subset, recorded in metadata["test_accuracy"].items():
         assert abs(measured[subset] - recorded) <= 0.005, (
-            subset, measured[subset], recorded
+            subset,
+            measured[subset],
+            recorded,
         )
     # With text (which names the digit) absent, images still carry it.
     assert measured["image"] > 0.85
@@ -84,7 +90,8 @@ def test_register_a_presets_directory(tmp_path):
     restored = mmzoo.models.MultimodalClassifier.from_preset("tiny_trimodal")
     x, _ = raw_batch(8)
     np.testing.assert_allclose(
-        restored.predict(x, verbose=0), classifier.predict(x, verbose=0),
+        restored.predict(x, verbose=0),
+        classifier.predict(x, verbose=0),
         atol=1e-6,
     )
 
@@ -123,7 +130,9 @@ def test_preset_loads_identically_on_every_other_backend(tmp_path):
         output = os.path.join(tmp_path, f"{backend}.npy")
         run_python(PREDICT_SCRIPT, preset, inputs, output, backend=backend)
         np.testing.assert_allclose(
-            np.load(output), expected, atol=1e-5,
+            np.load(output),
+            expected,
+            atol=1e-5,
             err_msg=f"saved on {here}, loaded on {backend}",
         )
 
@@ -136,14 +145,27 @@ def test_preset_loads_identically_on_every_other_backend(tmp_path):
 def test_wheel_ships_presets(tmp_path):
     wheel_dir = os.path.join(tmp_path, "wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps",
-         "--no-build-isolation", "-q", "-w", wheel_dir, ROOT],
-        check=True, capture_output=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            wheel_dir,
+            ROOT,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     (wheel,) = [f for f in os.listdir(wheel_dir) if f.endswith(".whl")]
     names = zipfile.ZipFile(os.path.join(wheel_dir, wheel)).namelist()
     shipped = [
-        d for d in os.listdir(os.path.join(ROOT, "presets"))
+        d
+        for d in os.listdir(os.path.join(ROOT, "presets"))
         if os.path.isdir(os.path.join(ROOT, "presets", d))
     ]
     for name in shipped:
@@ -152,17 +174,30 @@ def test_wheel_ships_presets(tmp_path):
     # Installed from the wheel (no checkout on the path), presets register.
     target = os.path.join(tmp_path, "site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q",
-         "--target", target, os.path.join(wheel_dir, wheel)],
-        check=True, capture_output=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            target,
+            os.path.join(wheel_dir, wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     code = (
         "import json, mmzoo; from mmzoo.presets import presets_root; "
         "print(json.dumps([str(presets_root()), sorted(mmzoo.list_presets())]))"
     )
-    out = run_python(
-        code, backend="jax", env={"PYTHONPATH": target}
-    ).strip().splitlines()[-1]
+    out = (
+        run_python(code, backend="jax", env={"PYTHONPATH": target})
+        .strip()
+        .splitlines()[-1]
+    )
     root, listed = json.loads(out)
     assert root.startswith(target)
     assert sorted(shipped) == listed
@@ -176,7 +211,8 @@ def test_wheel_ships_presets(tmp_path):
 def test_quickstart_example_runs(tmp_path):
     example = os.path.join(ROOT, "examples", "quickstart.py")
     out = run_python(
-        open(example).read(), backend="tensorflow",
+        open(example).read(),
+        backend="tensorflow",
         env={"MPLBACKEND": "Agg"},
     )
     assert "reloaded preset predicts the same: True" in out

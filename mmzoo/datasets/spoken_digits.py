@@ -15,8 +15,16 @@ import wave
 import numpy as np
 
 DIGIT_WORDS = (
-    "zero", "one", "two", "three", "four",
-    "five", "six", "seven", "eight", "nine",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
 )
 
 # The command run to synthesise speech. Tests point it at a missing name.
@@ -25,12 +33,32 @@ ESPEAK_EXECUTABLE = "espeak-ng"
 # English voices of espeak-ng's own synthesiser (not the MBROLA ones, which
 # need extra packages), and voice variants that change the speaker.
 DEFAULT_LANGUAGES = (
-    "en", "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029",
-    "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
+    "en",
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-029",
+    "en-us-nyc",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
 )
 DEFAULT_VARIANTS = (
-    "", "m1", "m2", "m3", "m4", "m5", "m6", "m7",
-    "f1", "f2", "f3", "f4", "f5", "klatt", "croak",
+    "",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "klatt",
+    "croak",
 )
 SPEED_RANGE = (120, 200)  # words per minute, espeak-ng's `-s`
 PITCH_RANGE = (25, 75)  # 0..99, espeak-ng's `-p`
@@ -157,7 +185,10 @@ def load_spoken_digits(
     speakers = np.array([spec["voice"] for spec in specs], dtype=np.str_)
     try:
         _write_cache(
-            cache_path, waves=waves, labels=labels, speakers=speakers,
+            cache_path,
+            waves=waves,
+            labels=labels,
+            speakers=speakers,
             config=np.array(json.dumps(config, sort_keys=True)),
         )
     except OSError as e:
@@ -229,13 +260,19 @@ def _draw_specs(num_per_digit, voices, seed):
                     voice = f"{voice}+{variant}"
             else:
                 voice = voices[rng.integers(len(voices))]
-            specs.append({
-                "digit": digit,
-                "word": word,
-                "voice": voice,
-                "speed": int(rng.integers(SPEED_RANGE[0], SPEED_RANGE[1] + 1)),
-                "pitch": int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)),
-            })
+            specs.append(
+                {
+                    "digit": digit,
+                    "word": word,
+                    "voice": voice,
+                    "speed": int(
+                        rng.integers(SPEED_RANGE[0], SPEED_RANGE[1] + 1)
+                    ),
+                    "pitch": int(
+                        rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)
+                    ),
+                }
+            )
     return specs
 
 
@@ -271,13 +308,24 @@ def _synthesise_all(executable, specs, sample_rate, num_samples, verbose):
 
 def _synthesise_one(executable, spec, sample_rate, num_samples):
     command = [
-        executable, "-v", spec["voice"], "-s", str(spec["speed"]),
-        "-p", str(spec["pitch"]), "--stdout", spec["word"],
+        executable,
+        "-v",
+        spec["voice"],
+        "-s",
+        str(spec["speed"]),
+        "-p",
+        str(spec["pitch"]),
+        "--stdout",
+        spec["word"],
     ]
     try:
         result = subprocess.run(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL, timeout=_TIMEOUT, check=False,
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            timeout=_TIMEOUT,
+            check=False,
         )
     except subprocess.TimeoutExpired as e:
         raise RuntimeError(
@@ -294,9 +342,7 @@ def _synthesise_one(executable, spec, sample_rate, num_samples):
     audio = _resample(audio, rate, sample_rate)
     audio = _trim_silence(audio, sample_rate)
     if audio.size == 0 or not np.any(audio):
-        raise RuntimeError(
-            f"`{' '.join(command)}` produced only silence."
-        )
+        raise RuntimeError(f"`{' '.join(command)}` produced only silence.")
     audio = _fit_length(audio, num_samples)
     peak = np.max(np.abs(audio))
     if peak > 0:
@@ -399,7 +445,8 @@ def _write_cache(path, **arrays):
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(
-        dir=directory, prefix=".tmp-" + os.path.basename(path) + "-",
+        dir=directory,
+        prefix=".tmp-" + os.path.basename(path) + "-",
         suffix=".npz",
     )
     try:

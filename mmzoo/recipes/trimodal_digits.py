@@ -16,16 +16,66 @@ from mmzoo.datasets import load_mnist
 from mmzoo.datasets import load_spoken_digits
 
 DIGIT_WORDS = {
-    "en": ["zero", "one", "two", "three", "four",
-           "five", "six", "seven", "eight", "nine"],
-    "fr": ["zéro", "un", "deux", "trois", "quatre",
-           "cinq", "six", "sept", "huit", "neuf"],
-    "es": ["cero", "uno", "dos", "tres", "cuatro",
-           "cinco", "seis", "siete", "ocho", "nueve"],
-    "it": ["zero", "uno", "due", "tre", "quattro",
-           "cinque", "sei", "sette", "otto", "nove"],
-    "de": ["null", "eins", "zwei", "drei", "vier",
-           "fünf", "sechs", "sieben", "acht", "neun"],
+    "en": [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+    ],
+    "fr": [
+        "zéro",
+        "un",
+        "deux",
+        "trois",
+        "quatre",
+        "cinq",
+        "six",
+        "sept",
+        "huit",
+        "neuf",
+    ],
+    "es": [
+        "cero",
+        "uno",
+        "dos",
+        "tres",
+        "cuatro",
+        "cinco",
+        "seis",
+        "siete",
+        "ocho",
+        "nueve",
+    ],
+    "it": [
+        "zero",
+        "uno",
+        "due",
+        "tre",
+        "quattro",
+        "cinque",
+        "sei",
+        "sette",
+        "otto",
+        "nove",
+    ],
+    "de": [
+        "null",
+        "eins",
+        "zwei",
+        "drei",
+        "vier",
+        "fünf",
+        "sechs",
+        "sieben",
+        "acht",
+        "neun",
+    ],
 }
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 SAMPLE_RATE = 8000
@@ -55,22 +105,31 @@ def build_classifier(num_classes=10):
         encoders={
             "text": mmzoo.models.TextEncoder(
                 vocabulary_size=tokenizer.vocabulary_size(),
-                num_layers=1, num_heads=2, hidden_dim=32,
-                intermediate_dim=64, max_sequence_length=8,
+                num_layers=1,
+                num_heads=2,
+                hidden_dim=32,
+                intermediate_dim=64,
+                max_sequence_length=8,
             ),
             "image": mmzoo.models.ImageEncoder(
                 image_shape=(28, 28, 1), filters=(16, 32), hidden_dim=64
             ),
             "audio": mmzoo.models.AudioEncoder(
-                sample_rate=SAMPLE_RATE, num_mel_bins=40, fft_length=256,
-                sequence_stride=80, filters=(16, 32), hidden_dim=64,
+                sample_rate=SAMPLE_RATE,
+                num_mel_bins=40,
+                fft_length=256,
+                sequence_stride=80,
+                filters=(16, 32),
+                hidden_dim=64,
             ),
         },
         fusion=mmzoo.layers.AttentionFusion(output_dim=64, num_heads=2),
     )
     return mmzoo.models.MultimodalClassifier(
-        backbone=backbone, preprocessor=preprocessor,
-        num_classes=num_classes, dropout=0.1,
+        backbone=backbone,
+        preprocessor=preprocessor,
+        num_classes=num_classes,
+        dropout=0.1,
     )
 
 
@@ -100,8 +159,11 @@ def load_data(seed=0, clips_per_digit=40, verbose=True):
     rng = np.random.default_rng(seed)
     images, labels = load_mnist()
     waves, wave_labels, speakers = load_spoken_digits(
-        num_per_digit=clips_per_digit, sample_rate=SAMPLE_RATE,
-        num_samples=SAMPLE_RATE, seed=seed, verbose=verbose,
+        num_per_digit=clips_per_digit,
+        sample_rate=SAMPLE_RATE,
+        num_samples=SAMPLE_RATE,
+        seed=seed,
+        verbose=verbose,
     )
     # Test speakers are voices never heard in training: hold out two of the
     # base voices (with all their variants).
@@ -118,12 +180,18 @@ def load_data(seed=0, clips_per_digit=40, verbose=True):
     split = int(0.8 * len(images))
     train_idx, test_idx = order[:split], order[split:]
     train = make_pairs(
-        images[train_idx], labels[train_idx], waves[~test_clip],
-        wave_labels[~test_clip], rng,
+        images[train_idx],
+        labels[train_idx],
+        waves[~test_clip],
+        wave_labels[~test_clip],
+        rng,
     )
     test = make_pairs(
-        images[test_idx], labels[test_idx], waves[test_clip],
-        wave_labels[test_clip], rng,
+        images[test_idx],
+        labels[test_idx],
+        waves[test_clip],
+        wave_labels[test_clip],
+        rng,
     )
     return (train, labels[train_idx]), (test, labels[test_idx])
 

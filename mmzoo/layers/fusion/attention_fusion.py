@@ -124,9 +124,7 @@ class AttentionFusion(ModalityFusion):
         tokens = ops.concatenate(tokens, axis=1)
         token_mask = ops.concatenate(token_masks, axis=1)
         head_dim = self.output_dim // self.num_heads
-        heads = ops.reshape(
-            tokens, (batch_size, -1, self.num_heads, head_dim)
-        )
+        heads = ops.reshape(tokens, (batch_size, -1, self.num_heads, head_dim))
         query = ops.cast(self.query, heads.dtype)
         logits = ops.einsum("bthd,hd->bht", heads, query)
         logits = ops.cast(logits, "float32")

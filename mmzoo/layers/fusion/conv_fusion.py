@@ -101,9 +101,7 @@ class ConvFusion(ModalityFusion):
             dtype=self.dtype_policy,
             name="output_projection",
         )
-        self.output_projection.build(
-            (None, self.projection_dim * self.filters)
-        )
+        self.output_projection.build((None, self.projection_dim * self.filters))
 
     def fuse(self, features, mask, training=None):
         projected = self.project(features, mask)

@@ -116,7 +116,9 @@ class ModalityFusion(keras.layers.Layer):
         for name in present:
             shape = tuple(inputs[name].shape)
             if len(shape) != rank or shape[-1] != self.feature_dims[name]:
-                expected = "(batch, steps, dim)" if rank == 3 else "(batch, dim)"
+                expected = (
+                    "(batch, steps, dim)" if rank == 3 else "(batch, dim)"
+                )
                 raise ValueError(
                     f"Modality '{name}' must have shape {expected} with "
                     f"dim={self.feature_dims[name]}. Received shape {shape}."
@@ -133,7 +135,9 @@ class ModalityFusion(keras.layers.Layer):
             check_mask_shape(modality_mask.shape, self.modalities)
             mask = ops.cast(ops.cast(modality_mask, "bool"), self.compute_dtype)
         mask = mask * presence
-        features = [inputs[m] if m in present else None for m in self.modalities]
+        features = [
+            inputs[m] if m in present else None for m in self.modalities
+        ]
         return features, mask
 
     def clone_initializer(self, initializer):

@@ -11,7 +11,6 @@ from mmzoo.utils.modality_checks import check_mask_shape
 from mmzoo.utils.modality_checks import present_modalities
 
 
-
 def _to_tensor(x):
     if isinstance(x, keras.KerasTensor) or ops.is_tensor(x):
         return x
@@ -231,7 +230,9 @@ class MultimodalBackbone(Backbone):
                 # Extra keys (e.g. `segment_ids` for an encoder that does not
                 # use them) are dropped.
                 value = {key: value[key] for key in specs}
-                leaves = [(f"{name}.{key}", value[key], specs[key]) for key in specs]
+                leaves = [
+                    (f"{name}.{key}", value[key], specs[key]) for key in specs
+                ]
             else:
                 leaves = [(name, value, specs)]
             for label, tensor, spec in leaves:
@@ -283,7 +284,9 @@ class MultimodalBackbone(Backbone):
         return standardized
 
     def __call__(self, inputs, *args, **kwargs):
-        return super().__call__(self.standardize_inputs(inputs), *args, **kwargs)
+        return super().__call__(
+            self.standardize_inputs(inputs), *args, **kwargs
+        )
 
     def call(self, inputs, training=None, mask=None):
         # Also here: JAX's stateless calls in `fit`/`predict` bypass
