@@ -14,20 +14,11 @@ import numpy as np
 import mmzoo
 from mmzoo.datasets import load_mnist
 from mmzoo.datasets import load_spoken_digits
+from mmzoo.datasets.spoken_digits import DIGIT_WORDS as ENGLISH_DIGIT_WORDS
 
 DIGIT_WORDS = {
-    "en": [
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-    ],
+    # The words the spoken digits say.
+    "en": list(ENGLISH_DIGIT_WORDS),
     "fr": [
         "zéro",
         "un",
