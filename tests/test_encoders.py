@@ -141,3 +141,18 @@ def test_default_seed_cnn_filters():
     ]
     assert [c.filters for c in convs] == [32, 64, 128]
     assert all(c.kernel_size == (3, 3) for c in convs)
+
+
+@pytest.mark.parametrize("kind", sorted(ENCODERS))
+def test_fit_reduces_loss(kind):
+    make, data = ENCODERS[kind]
+    encoder = make()
+    x = data()
+    x = keras.tree.map_structure(lambda v: np.concatenate([v] * 8), x)
+    target = np.tile([[1.0], [-1.0]], (8, 1))
+    head = keras.layers.Dense(1)(encoder.output["pooled_output"])
+    model = keras.Model(encoder.input, head)
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    before = model.evaluate(x, target, verbose=0)
+    model.fit(x, target, epochs=20, batch_size=16, verbose=0)
+    assert model.evaluate(x, target, verbose=0) < 0.7 * before
