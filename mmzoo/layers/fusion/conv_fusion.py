@@ -75,9 +75,6 @@ class ConvFusion(ModalityFusion):
         self.activation = keras.activations.get(activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-    def _initializer(self):
-        return self.clone_initializer(self.kernel_initializer)
-
     def build_modalities(self, feature_dims):
         self.build_projections(
             feature_dims,
@@ -90,14 +87,14 @@ class ConvFusion(ModalityFusion):
             self.kernel_size,
             padding="same",
             activation=self.activation,
-            kernel_initializer=self._initializer(),
+            kernel_initializer=self.clone_initializer(self.kernel_initializer),
             dtype=self.dtype_policy,
             name="conv",
         )
         self.conv.build((None, None, self.projection_dim, num_modalities))
         self.output_projection = keras.layers.Dense(
             self.output_dim,
-            kernel_initializer=self._initializer(),
+            kernel_initializer=self.clone_initializer(self.kernel_initializer),
             dtype=self.dtype_policy,
             name="output_projection",
         )

@@ -98,11 +98,7 @@ class MultimodalPreprocessor(Preprocessor):
         self.tokenizer = tokenizer
         self.image_converter = image_converter
         self.audio_converter = audio_converter
-        components = {
-            TEXT: tokenizer,
-            IMAGE: image_converter,
-            AUDIO: audio_converter,
-        }
+        components = self._components()
         if modalities is None:
             modalities = [m for m, c in components.items() if c is not None]
         modalities = list(modalities)
@@ -127,13 +123,16 @@ class MultimodalPreprocessor(Preprocessor):
         self.packer = None
         self._traced_preprocess = None
 
-    @property
-    def preprocessable_modalities(self):
-        components = {
+    def _components(self):
+        return {
             TEXT: self.tokenizer,
             IMAGE: self.image_converter,
             AUDIO: self.audio_converter,
         }
+
+    @property
+    def preprocessable_modalities(self):
+        components = self._components()
         return [m for m in self.modalities if components.get(m) is not None]
 
     def build(self, input_shape):
@@ -155,10 +154,9 @@ class MultimodalPreprocessor(Preprocessor):
     # --- Validation -------------------------------------------------------
 
     def _check_keys(self, x):
-        present = present_modalities(
+        return present_modalities(
             x, self.preprocessable_modalities, "MultimodalPreprocessor"
         )
-        return [m for m in self.modalities if m in present]
 
     def check_values(self, x):
         """Checks raw inputs eagerly, including data-dependent checks.
