@@ -9,3 +9,10 @@ from mmzoo.models.multimodal.multimodal_classifier import MultimodalTask
 from mmzoo.models.multimodal.multimodal_preprocessor import (
     MultimodalPreprocessor,
 )
+from mmzoo.models.sentence_encoder.sentence_encoder import SentenceEncoder
+from mmzoo.models.sentence_encoder.sentence_encoder_preprocessor import (
+    SentenceEncoderPreprocessor,
+)
+from mmzoo.models.sentence_encoder.sentence_encoder_tokenizer import (
+    SentenceEncoderTokenizer,
+)

@@ -6,6 +6,8 @@ from keras_hub.models import Backbone
 from mmzoo.api_export import mmzoo_export
 from mmzoo.layers.fusion.modality_fusion import ModalityFusion
 from mmzoo.layers.masked_average_pooling import MaskedAveragePooling
+from mmzoo.presets import check_preset
+from mmzoo.utils import preset_weights
 from mmzoo.utils.modality_checks import MODALITY_MASK
 from mmzoo.utils.modality_checks import check_mask_shape
 from mmzoo.utils.modality_checks import present_modalities
@@ -293,6 +295,30 @@ class MultimodalBackbone(Backbone):
         # `__call__`. Standardizing twice is a no-op.
         inputs = self.standardize_inputs(inputs)
         return super().call(inputs, training=training, mask=mask)
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Instantiate from a preset (a name, directory or handle).
+
+        Weights of encoders built from a package (e.g. the `"minilm_l6_en"`
+        `SentenceEncoder`) are read from the package; the others from the
+        preset.
+        """
+        check_preset(preset)
+        return preset_weights.load_backbone(
+            super().from_preset, preset, load_weights, **kwargs
+        )
+
+    def save_to_preset(self, preset_dir, max_shard_size=10):
+        """Save to a preset folder.
+
+        Weights an encoder takes from a package are not copied: the folder
+        holds `model.delta.npz`, the weights that differ from the package
+        (e.g. LoRA factors), instead of `model.weights.h5`.
+        """
+        preset_weights.save_backbone(
+            self, super().save_to_preset, preset_dir, max_shard_size
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -9,6 +9,7 @@ from mmzoo.models.multimodal.multimodal_preprocessor import (
     MultimodalPreprocessor,
 )
 from mmzoo.presets import check_preset
+from mmzoo.utils import preset_weights
 
 
 def _is_dataset(x):
@@ -146,7 +147,9 @@ class MultimodalTask(Task):
         `"hf://org/model"` or `"kaggle://..."`.
         """
         check_preset(preset)
-        return super().from_preset(preset, load_weights=load_weights, **kwargs)
+        return preset_weights.load_task(
+            super().from_preset, preset, load_weights, **kwargs
+        )
 
 
 @mmzoo_export("mmzoo.models.MultimodalClassifier")

@@ -1,0 +1,49 @@
+from keras_hub.models import TextClassifierPreprocessor
+
+from mmzoo.api_export import mmzoo_export
+from mmzoo.models.sentence_encoder.sentence_encoder import SentenceEncoder
+from mmzoo.models.sentence_encoder.sentence_encoder_tokenizer import (
+    SentenceEncoderTokenizer,
+)
+from mmzoo.presets import check_preset
+
+
+@mmzoo_export("mmzoo.models.SentenceEncoderPreprocessor")
+class SentenceEncoderPreprocessor(TextClassifierPreprocessor):
+    """Turns strings into `SentenceEncoder` inputs.
+
+    Tokenizes with a `SentenceEncoderTokenizer`, adds `[CLS]` and `[SEP]`,
+    truncates to `sequence_length` (special tokens included, as
+    sentence-transformers' `max_seq_length`) and pads, giving
+    `{"token_ids", "segment_ids", "padding_mask"}`. With labels it passes
+    them through, so it works inside `fit`.
+
+    Args:
+        tokenizer: a `mmzoo.models.SentenceEncoderTokenizer`.
+        sequence_length: int. Length of the packed sequences. Defaults to
+            256, all-MiniLM-L6-v2's `max_seq_length`.
+        truncate: string. How keras-hub's `MultiSegmentPacker` truncates;
+            for one segment both modes keep the first tokens.
+
+    Example:
+    ```python
+    preprocessor = mmzoo.models.SentenceEncoderPreprocessor.from_preset(
+        "minilm_l6_en"
+    )
+    x = preprocessor(["A café.", "Another sentence."])
+    x["token_ids"].shape  # (2, 256)
+    ```
+    """
+
+    backbone_cls = SentenceEncoder
+    tokenizer_cls = SentenceEncoderTokenizer
+
+    def __init__(self, tokenizer, sequence_length=256, **kwargs):
+        super().__init__(
+            tokenizer=tokenizer, sequence_length=sequence_length, **kwargs
+        )
+
+    @classmethod
+    def from_preset(cls, preset, config_file="preprocessor.json", **kwargs):
+        check_preset(preset)
+        return super().from_preset(preset, config_file=config_file, **kwargs)

