@@ -18,6 +18,10 @@
 # 3. LoRA (`encoder.enable_lora(rank)`, keras-hub's): the transformer stays
 #    frozen but for small rank-`r` factors, so a saved preset stores a few MB
 #    instead of 90.
+#
+# Measured on TensorFlow, CPU (2 cores, 2.6 min in all): frozen: text+image
+# 0.94, image 0.93, text 0.21; unfrozen: text 0.49; LoRA: text 0.49 (text
+# alone can reach ~0.55 at most: half the captions are uninformative).
 
 # %%
 import os
