@@ -1,6 +1,13 @@
-"""Real data sets for mmzoo's recipes: MNIST digits and spoken digits."""
+"""Real data sets for mmzoo's recipes and tests."""
 
+from mmzoo.datasets.fine_foods import FINE_FOODS_CLASSES
+from mmzoo.datasets.fine_foods import load_fine_foods
 from mmzoo.datasets.mnist import load_mnist
 from mmzoo.datasets.spoken_digits import load_spoken_digits
 
-__all__ = ["load_mnist", "load_spoken_digits"]
+__all__ = [
+    "FINE_FOODS_CLASSES",
+    "load_fine_foods",
+    "load_mnist",
+    "load_spoken_digits",
+]
