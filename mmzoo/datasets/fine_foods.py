@@ -101,9 +101,7 @@ def _decompress_chunk(chunk):
     (length,) = struct.unpack(">I", chunk[:4])
     kind, payload = chunk[4:5], chunk[5:]
     if kind == b"Z":  # xz: a raw LZMA2 stream, R's preset 6 | extreme
-        filters = [
-            {"id": lzma.FILTER_LZMA2, "preset": 6 | lzma.PRESET_EXTREME}
-        ]
+        filters = [{"id": lzma.FILTER_LZMA2, "preset": 6 | lzma.PRESET_EXTREME}]
         raw = lzma.LZMADecompressor(
             format=lzma.FORMAT_RAW, filters=filters
         ).decompress(payload)
@@ -138,7 +136,14 @@ def _load(directory):
                 rdata, _decompress_chunk(database[offset : offset + size])
             )
             splits.append(_to_arrays(frame, name, expected))
-    except (OSError, EOFError, KeyError, ValueError, zlib.error) as e:
+    except (
+        OSError,
+        EOFError,
+        KeyError,
+        ValueError,
+        struct.error,
+        zlib.error,
+    ) as e:
         raise ValueError(
             f"The modeldata files in {directory} could not be read as the "
             f"fine-food reviews ({type(e).__name__}: {e}). Reinstall "

@@ -6,6 +6,7 @@ from mmzoo.models.encoders.text_encoder import TextEncoder
 from mmzoo.models.multimodal.multimodal_backbone import MultimodalBackbone
 from mmzoo.models.multimodal.multimodal_classifier import MultimodalClassifier
 from mmzoo.models.multimodal.multimodal_classifier import MultimodalTask
+from mmzoo.models.multimodal.multimodal_multi_task import MultimodalMultiTask
 from mmzoo.models.multimodal.multimodal_preprocessor import (
     MultimodalPreprocessor,
 )
