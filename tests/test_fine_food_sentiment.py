@@ -1,0 +1,50 @@
+"""The shipped `fine_food_sentiment_minilm` preset, on every backend."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import mmzoo
+from mmzoo.presets import presets_root
+from mmzoo.utils.preset_weights import DELTA_WEIGHTS_FILE
+
+NAME = "fine_food_sentiment_minilm"
+
+pytestmark = [
+    pytest.mark.large,
+    pytest.mark.skipif(
+        not os.path.isdir(presets_root() / NAME),
+        reason=f"{NAME} is not shipped in this checkout",
+    ),
+]
+
+
+def test_preset_stores_only_what_the_package_lacks():
+    folder = presets_root() / NAME
+    files = sorted(
+        os.path.relpath(os.path.join(root, f), folder)
+        for root, _, names in os.walk(folder)
+        for f in names
+    )
+    assert "model.weights.h5" not in files and DELTA_WEIGHTS_FILE in files
+    size = sum(os.path.getsize(folder / f) for f in files)
+    assert size < 5_000_000, (size, files)
+
+
+def test_preset_reaches_recorded_accuracy_and_beats_baseline():
+    from mmzoo.datasets import load_fine_foods
+
+    metadata = mmzoo.list_presets()[NAME]
+    classifier = mmzoo.models.MultimodalClassifier.from_preset(NAME)
+    _, (texts, labels) = load_fine_foods()
+    logits = classifier.predict({"text": texts}, batch_size=64, verbose=0)
+    accuracy = float(np.mean(logits.argmax(-1) == labels))
+    print(
+        f"{keras.backend.backend()}: {accuracy:.4f} (recorded "
+        f"{metadata['test_accuracy']}, TF-IDF baseline "
+        f"{metadata['baseline']['test_accuracy']})"
+    )
+    assert accuracy == pytest.approx(metadata["test_accuracy"], abs=0.005)
+    assert accuracy >= metadata["baseline"]["test_accuracy"] + 0.03
