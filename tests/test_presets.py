@@ -51,8 +51,14 @@ def test_shipped_presets_are_registered():
     listed = mmzoo.list_presets()
     for name in shipped:
         assert name in listed
-        assert "test_accuracy" in listed[name]
-        assert name in mmzoo.models.MultimodalClassifier.presets
+        metadata = listed[name]
+        assert {"description", "recipe", "licence"} <= set(metadata), name
+        # Every preset records what it measures.
+        assert "test_accuracy" in metadata or "parity" in metadata, name
+        if os.path.exists(os.path.join(presets_root(), name, "task.json")):
+            assert name in mmzoo.models.MultimodalClassifier.presets
+        else:
+            assert name in mmzoo.models.SentenceEncoder.presets
 
 
 @pytest.mark.large

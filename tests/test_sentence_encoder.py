@@ -145,6 +145,18 @@ def test_intermediate_activation_changes_the_blocks():
         )
 
 
+def test_mixed_precision_pools_in_float32():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    encoder = SentenceEncoder(tiny_bert())
+    out = encoder(tiny_inputs())
+    assert keras.backend.standardize_dtype(out["pooled_output"].dtype) == (
+        "float32"
+    )
+    pooled = keras.ops.convert_to_numpy(out["pooled_output"])
+    assert np.all(np.isfinite(pooled))
+    np.testing.assert_allclose(np.linalg.norm(pooled, axis=-1), 1.0, atol=1e-5)
+
+
 def test_bad_backbone():
     with pytest.raises(ValueError, match="keras-hub text backbone"):
         SentenceEncoder(keras.layers.Dense(3))

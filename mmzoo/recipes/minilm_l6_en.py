@@ -11,6 +11,7 @@ read from it by `from_preset`.
 """
 
 import argparse
+import importlib.metadata
 import shutil
 
 import keras_hub
@@ -48,6 +49,45 @@ def build(name=NAME):
     return encoder, preprocessor
 
 
+# Varied text for the parity check: accents, emoji, numbers, scripts,
+# control and zero-width characters, a paragraph beyond 256 tokens.
+PARITY_TEXTS = (
+    "a",
+    "Café au lait, naïve résumé, crème brûlée!",
+    "I ❤️ this 🍕 pizza!!! 10/10 👍🏽",
+    "Pi is 3.14159; a million is 1,000,000 and it costs $5.99.",
+    "¿Dónde está? Straße, ÅÄÖ, ΟΔΟΣ, Привет мир, 東京は大きい",
+    "Tabs\tand\nnew lines, odd\u2003spaces\u200b, zero\u200dwidth",
+    "The product arrived on time and tastes great. " * 60,
+)
+
+
+def measure_parity(encoder, preprocessor, name=NAME):
+    """Compare with sentence-transformers on `PARITY_TEXTS`, if installed."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        return None
+    import keras
+    import numpy as np
+
+    reference = SentenceTransformer(str(package_dir(name)), device="cpu")
+    expected = reference.encode(list(PARITY_TEXTS), convert_to_numpy=True)
+    got = encoder.predict(preprocessor(list(PARITY_TEXTS)), verbose=0)
+    got = got["pooled_output"]
+    cosine = np.sum(got * expected, -1) / (
+        np.linalg.norm(got, axis=-1) * np.linalg.norm(expected, axis=-1)
+    )
+    return {
+        "reference": "sentence-transformers "
+        + importlib.metadata.version("sentence-transformers"),
+        "texts": len(PARITY_TEXTS),
+        "backend": keras.backend.backend(),
+        "min_cosine": float(np.round(cosine.min(), 8)),
+        "max_abs_difference": float(f"{np.abs(got - expected).max():.2e}"),
+    }
+
+
 def save_preset(output, name=NAME):
     encoder, preprocessor = build(name)
     shutil.rmtree(output, ignore_errors=True)
@@ -56,8 +96,9 @@ def save_preset(output, name=NAME):
     package = get_package(name)
     return update_metadata(
         output,
+        parity=measure_parity(encoder, preprocessor, name),
         description=package.description,
-        recipe=f"python -m mmzoo.recipes.minilm_l6_en --output {output}",
+        recipe="python -m mmzoo.recipes.minilm_l6_en",
         weights={
             "from_package": package.versions(),
             "converted_by": "keras-hub transformers converter "
