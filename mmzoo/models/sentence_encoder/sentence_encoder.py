@@ -17,7 +17,11 @@ def _package_backbone_weights(name):
     """The weights of package `name`, converted by keras-hub, as numpy."""
     import keras_hub
 
-    backbone = keras_hub.models.Backbone.from_preset(str(package_dir(name)))
+    # float32 whatever the global policy: the values are cached and copied
+    # into models of any dtype policy.
+    backbone = keras_hub.models.Backbone.from_preset(
+        str(package_dir(name)), dtype="float32"
+    )
     weights = [keras.ops.convert_to_numpy(w) for w in backbone.weights]
     return type(backbone).__name__, tuple(weights)
 

@@ -147,6 +147,10 @@ class SentenceEncoderTokenizer(BertTokenizer):
         if self.pretrained_weights is None:
             super().save_assets(dir_path)
 
+    def load_assets(self, dir_path):
+        if self.pretrained_weights is None:
+            super().load_assets(dir_path)
+
     def load_preset_assets(self, preset):
         if self.pretrained_weights is None:
             super().load_preset_assets(preset)
