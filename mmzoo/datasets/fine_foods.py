@@ -31,7 +31,9 @@ def load_fine_foods(path=None):
     `small_fine_foods` is a sample of the Amazon fine-food reviews (McAuley
     and Leskovec, 2013) labelled by score: "great" (5 stars) or "other". It
     ships split: 4,000 training and 1,000 test reviews. The R data files are
-    read with the PyPI package `rdata`; R itself is not needed.
+    read with the PyPI package `rdata`; R itself is not needed. Reading takes
+    about half a second (plus importing `rdata`), so nothing is cached on
+    disk; the parsed arrays are kept in memory for later calls.
 
     Args:
         path: optional directory holding modeldata's `Rdata.rdb` and
@@ -41,9 +43,11 @@ def load_fine_foods(path=None):
 
     Returns:
         `((train_texts, train_labels), (test_texts, test_labels))`. Texts are
-        object arrays of Python strings `(n,)`; labels `int32` `(n,)`, 1 for
-        "great" and 0 for "other" (`FINE_FOODS_CLASSES[label]`). Rows keep
-        the data set's order. The arrays are fresh copies.
+        object arrays of Python strings `(n,)` (a fixed-width unicode array
+        would pad every review to the longest, 8,055 characters: ~80 MB);
+        labels `int32` `(n,)`, 1 for "great" and 0 for "other"
+        (`FINE_FOODS_CLASSES[label]`). Rows keep the data set's order. The
+        arrays are fresh copies.
 
     Raises:
         FileNotFoundError: when the data files are not found.
@@ -53,7 +57,7 @@ def load_fine_foods(path=None):
     Example:
     ```python
     (x_train, y_train), (x_test, y_test) = mmzoo.datasets.load_fine_foods()
-    x_train.shape, y_train.mean()  # ((4000,), 0.64...)
+    x_train.shape, y_train.mean()  # ((4000,), 0.65)
     ```
     """
     directory = _find_directory(path)
@@ -136,22 +140,15 @@ def _load(directory):
                 rdata, _decompress_chunk(database[offset : offset + size])
             )
             splits.append(_to_arrays(frame, name, expected))
-    except (
-        OSError,
-        EOFError,
-        KeyError,
-        ValueError,
-        struct.error,
-        zlib.error,
-    ) as e:
+    except ImportError:
+        raise  # e.g. pandas, which rdata's conversion needs
+    except Exception as e:  # noqa: BLE001
+        # Corrupt bytes make rdata's parser fail in many ways (IndexError,
+        # NotImplementedError, AssertionError, TypeError, ...): all of them
+        # mean the files are not the expected data.
         raise ValueError(
-            f"The modeldata files in {directory} could not be read as the "
-            f"fine-food reviews ({type(e).__name__}: {e}). Reinstall "
-            "r-cran-modeldata."
-        ) from e
-    except lzma.LZMAError as e:
-        raise ValueError(
-            f"The modeldata files in {directory} are corrupt ({e}). "
+            f"The modeldata files in {directory} are corrupt or could not be "
+            f"read as the fine-food reviews ({type(e).__name__}: {e}). "
             "Reinstall r-cran-modeldata."
         ) from e
     return tuple(splits)
