@@ -96,8 +96,58 @@ def load_delta_weights(model, filepath):
             variable.assign(value)
 
 
+def _local_dir(preset):
+    """The directory a preset name or path resolves to, or None if remote."""
+    handle = preset_utils.BUILTIN_PRESETS.get(preset, {}).get(
+        "kaggle_handle", preset
+    )
+    if handle.startswith("file://"):
+        handle = handle[len("file://") :]
+    return handle if os.path.isdir(handle) else None
+
+
 def _has_file(preset, name):
     return preset_utils.check_file_exists(str(preset), name)
+
+
+def _missing_weights(error):
+    """Whether `error` is keras-hub's loader finding no backbone weights."""
+    names = (
+        preset_utils.MODEL_WEIGHTS_FILE,
+        preset_utils.SHARDED_MODEL_WEIGHTS_CONFIG_FILE,
+    )
+    return any(name in str(error) for name in names)
+
+
+def _load(load_fn, preset, load_weights, restore, **kwargs):
+    """Load with keras-hub, or from package weights and a delta file.
+
+    A local preset is inspected first. A remote handle (`hf://`,
+    `kaggle://`, ...) goes to keras-hub's loader untouched, and only if that
+    finds no `model.weights.h5` is the delta file fetched.
+    """
+    preset = str(preset)
+    if not load_weights:
+        return load_fn(preset, load_weights=False, **kwargs)
+    local = _local_dir(preset)
+    if local is not None:
+        has_full = os.path.exists(
+            os.path.join(local, preset_utils.MODEL_WEIGHTS_FILE)
+        )
+        has_delta = os.path.exists(os.path.join(local, DELTA_WEIGHTS_FILE))
+        if has_full or not has_delta:
+            return load_fn(preset, load_weights=True, **kwargs)
+    else:
+        try:
+            return load_fn(preset, load_weights=True, **kwargs)
+        except FileNotFoundError as e:
+            if not _missing_weights(e) or not _has_file(
+                preset, DELTA_WEIGHTS_FILE
+            ):
+                raise
+    model = load_fn(preset, load_weights=False, **kwargs)
+    restore(model, preset)
+    return model
 
 
 def load_backbone(load_fn, preset, load_weights, **kwargs):
@@ -105,35 +155,25 @@ def load_backbone(load_fn, preset, load_weights, **kwargs):
 
     Args:
         load_fn: keras-hub's `from_preset` bound to the backbone class.
-        preset: the preset name or directory.
+        preset: the preset name, directory or handle.
         load_weights: as in `from_preset`.
     """
-    preset = str(preset)
-    if not load_weights or _has_file(preset, preset_utils.MODEL_WEIGHTS_FILE):
-        return load_fn(preset, load_weights=load_weights, **kwargs)
-    model = load_fn(preset, load_weights=False, **kwargs)
-    restore_weights(model, preset)
-    return model
+    return _load(load_fn, preset, load_weights, restore_weights, **kwargs)
 
 
 def load_task(load_fn, preset, load_weights, **kwargs):
     """`from_preset` for a task whose backbone may take package weights."""
-    preset = str(preset)
-    if (
-        not load_weights
-        or _has_file(preset, preset_utils.MODEL_WEIGHTS_FILE)
-        or not _has_file(preset, DELTA_WEIGHTS_FILE)
-    ):
-        return load_fn(preset, load_weights=load_weights, **kwargs)
-    task = load_fn(preset, load_weights=False, **kwargs)
-    restore_weights(task.backbone, preset)
-    if _has_file(preset, preset_utils.TASK_WEIGHTS_FILE) and _task_matches(
-        preset, task
-    ):
-        task.load_task_weights(
-            preset_utils.get_file(preset, preset_utils.TASK_WEIGHTS_FILE)
-        )
-    return task
+
+    def restore(task, preset):
+        restore_weights(task.backbone, preset)
+        if _has_file(preset, preset_utils.TASK_WEIGHTS_FILE) and _task_matches(
+            preset, task
+        ):
+            task.load_task_weights(
+                preset_utils.get_file(preset, preset_utils.TASK_WEIGHTS_FILE)
+            )
+
+    return _load(load_fn, preset, load_weights, restore, **kwargs)
 
 
 def _task_matches(preset, task):
