@@ -1,5 +1,7 @@
 """Tiny models and data shared by the tests."""
 
+import struct
+
 import keras
 import keras_hub
 import numpy as np
@@ -112,3 +114,27 @@ def raw_batch(n=16, seed=0):
 
 def to_numpy(x):
     return keras.tree.map_structure(keras.ops.convert_to_numpy, x)
+
+
+def ct2_string(text):
+    raw = text.encode("utf-8") + b"\x00"
+    return struct.pack("<H", len(raw)) + raw
+
+
+def write_ctranslate2_model(
+    path, variables, aliases=(), version=6, extra=b"", spec="TestSpec"
+):
+    """A CTranslate2 model.bin, written from its documented layout."""
+    type_ids = {"float32": 0, "int8": 1, "int16": 2, "int32": 3, "float16": 4}
+    out = struct.pack("<I", version) + ct2_string(spec)
+    out += struct.pack("<II", 2, len(variables))
+    for name, value in variables.items():
+        out += ct2_string(name) + struct.pack("<B", value.ndim)
+        out += b"".join(struct.pack("<I", d) for d in value.shape)
+        out += struct.pack("<B", type_ids[value.dtype.name])
+        out += struct.pack("<I", value.nbytes) + value.tobytes()
+    out += struct.pack("<I", len(aliases))
+    for alias, target in aliases:
+        out += ct2_string(alias) + ct2_string(target)
+    path.write_bytes(out + extra)
+    return out

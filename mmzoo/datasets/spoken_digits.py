@@ -8,11 +8,12 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import warnings
 import wave
 
 import numpy as np
+
+from mmzoo.utils import file_cache
 
 DIGIT_WORDS = (
     "zero",
@@ -65,7 +66,6 @@ PITCH_RANGE = (25, 75)  # 0..99, espeak-ng's `-p`
 
 # Bump when the synthesis or processing changes, so old caches are not used.
 _CACHE_VERSION = 1
-_CACHE_ENV = "MMZOO_CACHE_DIR"
 _VOICE_PATTERN = re.compile(r"^[A-Za-z0-9_\-]+(\+[A-Za-z0-9_\-]+)?$")
 _SILENCE_DB = -40.0  # frame RMS below this (relative to the loudest) is silence
 _TIMEOUT = 60  # seconds for one espeak-ng call
@@ -228,11 +228,7 @@ def _check_voices(voices):
 
 
 def _resolve_cache_dir(cache_dir):
-    if cache_dir is None:
-        cache_dir = os.environ.get(_CACHE_ENV) or os.path.join(
-            os.path.expanduser("~"), ".keras", "datasets", "mmzoo"
-        )
-    return os.path.expanduser(os.fspath(cache_dir))
+    return file_cache.cache_dir("datasets", cache_dir)
 
 
 def _find_espeak():
@@ -376,7 +372,7 @@ def _decode_wav(data):
 
 
 def _resample(audio, rate, target_rate):
-    """Resamples by linear interpolation, low-passing first when downsampling."""
+    """Resamples by linear interpolation, low-passed when downsampling."""
     if rate == target_rate or audio.size == 0:
         return audio
     if target_rate < rate:
@@ -395,7 +391,7 @@ def _lowpass(audio, cutoff, num_taps=63):
 
 
 def _trim_silence(audio, sample_rate):
-    """Drops the leading and trailing 10 ms frames quieter than the threshold."""
+    """Drops leading and trailing 10 ms frames quieter than the threshold."""
     frame = max(1, sample_rate // 100)
     num_frames = -(-audio.size // frame)
     padded = np.zeros(num_frames * frame)
@@ -442,23 +438,4 @@ def _read_cache(path, num_clips, num_samples):
 
 def _write_cache(path, **arrays):
     """Writes the `.npz` atomically: a temporary file, then `os.replace`."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(
-        dir=directory,
-        prefix=".tmp-" + os.path.basename(path) + "-",
-        suffix=".npz",
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_path, 0o644)  # mkstemp makes it 0600
-        os.replace(tmp_path, path)
-    except BaseException:
-        try:
-            os.remove(tmp_path)
-        except OSError:
-            pass
-        raise
+    file_cache.write_npz_atomic(path, **arrays)

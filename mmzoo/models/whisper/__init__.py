@@ -1,0 +1,1 @@
+"""OpenAI Whisper from CTranslate2 packages, in keras-hub layers."""
