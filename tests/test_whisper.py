@@ -313,14 +313,21 @@ def tiny_audio_batch(n=8, seed=0):
     return x, y
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_whisper_encoder_inside_multimodal_classifier(tmp_path, jit_compile):
+@pytest.mark.parametrize("mixed_jit", [False, True])
+def test_whisper_encoder_inside_multimodal_classifier(tmp_path, mixed_jit):
+    """Default compile, and the GPU path: mixed_bfloat16, jit_compile."""
+    if mixed_jit:
+        if keras.backend.backend() == "torch":
+            # torch.compile of this model takes 8 minutes on 2 CPU cores;
+            # torch's compiled path is tested on a fusion layer instead.
+            pytest.skip("torch.compile is too slow for the unit tests")
+        keras.config.set_dtype_policy("mixed_bfloat16")
     classifier = tiny_whisper_classifier()
     x, y = tiny_audio_batch()
     classifier.compile(
         optimizer="adam",
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=jit_compile,
+        jit_compile=True if mixed_jit else "auto",
     )
     history = classifier.fit(x, y, epochs=2, batch_size=4, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
@@ -332,7 +339,7 @@ def test_whisper_encoder_inside_multimodal_classifier(tmp_path, jit_compile):
     np.testing.assert_allclose(
         restored.predict(x, verbose=0),
         classifier.predict(x, verbose=0),
-        atol=1e-6,
+        atol=5e-2 if mixed_jit else 1e-6,  # bfloat16 logits
     )
     with pytest.raises(ValueError, match="NaN or inf"):
         classifier.predict(

@@ -9,6 +9,7 @@ rebuilds the model from its config, reads the package weights, then the
 stored ones. Task weights (heads) stay in keras-hub's `task.weights.h5`.
 """
 
+import json
 import os
 
 import keras
@@ -106,6 +107,27 @@ def _local_dir(preset):
     return handle if os.path.isdir(handle) else None
 
 
+def _mixed_policy_workaround(directory):
+    """The dtype to load a preset saved under a mixed policy with, or None.
+
+    keras-hub 0.32 loads a preset saved as float32 under the current global
+    policy, but fails on one saved under `mixed_bfloat16` (`is_float_dtype`
+    raises on the policy name). Such a preset is loaded, like a float32
+    one, under the current global policy.
+    """
+    path = os.path.join(directory, preset_utils.CONFIG_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        saved = json.load(f).get("config", {}).get("dtype")
+    name = (
+        saved.get("config", {}).get("name") if isinstance(saved, dict) else None
+    )
+    if isinstance(name, str) and name.startswith("mixed_"):
+        return keras.config.dtype_policy()
+    return None
+
+
 def _has_file(preset, name):
     return preset_utils.check_file_exists(str(preset), name)
 
@@ -127,9 +149,11 @@ def _load(load_fn, preset, load_weights, restore, **kwargs):
     finds no `model.weights.h5` is the delta file fetched.
     """
     preset = str(preset)
+    local = _local_dir(preset)
+    if local is not None and kwargs.get("dtype") is None:
+        kwargs["dtype"] = _mixed_policy_workaround(local)
     if not load_weights:
         return load_fn(preset, load_weights=False, **kwargs)
-    local = _local_dir(preset)
     if local is not None:
         has_full = os.path.exists(
             os.path.join(local, preset_utils.MODEL_WEIGHTS_FILE)

@@ -69,6 +69,9 @@ class WhisperAudioConverter(keras_hub.layers.WhisperAudioConverter):
                 "`max_audio_length` must be a positive number of seconds. "
                 f"Received: {max_audio_length}"
             )
+        # Features in float32 whatever the global policy: the STFT has no
+        # bfloat16 kernel, and the encoder casts them itself.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(
             max_audio_length=max_audio_length,
             sampling_rate=int(sampling_rate),

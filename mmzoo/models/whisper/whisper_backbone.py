@@ -1,6 +1,9 @@
 import keras_hub
 
 from mmzoo.api_export import mmzoo_export
+from mmzoo.layers.preprocessing.whisper_audio_converter import (
+    WhisperAudioConverter,
+)
 from mmzoo.models.whisper import whisper_package
 from mmzoo.models.whisper.ctranslate2_conversion import (
     convert_ctranslate2_whisper,
@@ -112,3 +115,8 @@ class WhisperBackbone(keras_hub.models.WhisperBackbone):
             self, super().save_to_preset, preset_dir, max_shard_size
         )
 
+
+
+# `WhisperAudioConverter.from_preset` finds the converter class of a preset
+# by its backbone class.
+WhisperAudioConverter.backbone_cls = WhisperBackbone
