@@ -222,3 +222,28 @@ def test_spoken_digits_unknown_voice(tmp_path):
 def test_spoken_digits_invalid_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
         load_spoken_digits(**{**TINY, **kwargs}, cache_dir=tmp_path)
+
+
+@needs_espeak
+def test_spoken_digits_in_several_languages(tmp_path):
+    waves, labels, speakers = load_spoken_digits(
+        **TINY, languages=["fr", "ru"], variants=["m1"], cache_dir=tmp_path
+    )
+    assert waves.shape == (20, 4000)
+    # Digit-major, then language.
+    np.testing.assert_array_equal(labels, np.repeat(np.arange(10), 2))
+    assert all(s.endswith("+m1") for s in speakers)
+    assert [s.split("-")[0] for s in speakers[:2]] == ["fr", "ru"]
+    assert np.all(np.abs(waves).max(axis=1) > 0.99)
+    # The default set keeps its own cache file.
+    load_spoken_digits(**TINY, cache_dir=tmp_path)
+    assert len(_cache_files(tmp_path)) == 2
+
+
+def test_spoken_digits_language_arguments_are_checked():
+    with pytest.raises(ValueError, match="Unknown languages"):
+        load_spoken_digits(**TINY, languages=["xx"])
+    with pytest.raises(ValueError, match="not both"):
+        load_spoken_digits(**TINY, languages=["fr"], voices=["fr-fr"])
+    with pytest.raises(ValueError, match="variant names"):
+        load_spoken_digits(**TINY, languages=["fr"], variants=["m1; rm"])

@@ -1,4 +1,4 @@
-"""Spoken digits "zero".."nine", synthesised with the `espeak-ng` command."""
+"""Spoken digits 0-9 in several languages, synthesised with `espeak-ng`."""
 
 import concurrent.futures
 import hashlib
@@ -27,6 +27,71 @@ DIGIT_WORDS = (
     "eight",
     "nine",
 )
+
+# The digit words per language (ISO 639-1), as espeak-ng reads them.
+DIGIT_WORDS_BY_LANGUAGE = {
+    "en": DIGIT_WORDS,
+    "fr": (
+        "zéro",
+        "un",
+        "deux",
+        "trois",
+        "quatre",
+        "cinq",
+        "six",
+        "sept",
+        "huit",
+        "neuf",
+    ),
+    "es": (
+        "cero",
+        "uno",
+        "dos",
+        "tres",
+        "cuatro",
+        "cinco",
+        "seis",
+        "siete",
+        "ocho",
+        "nueve",
+    ),
+    "it": (
+        "zero",
+        "uno",
+        "due",
+        "tre",
+        "quattro",
+        "cinque",
+        "sei",
+        "sette",
+        "otto",
+        "nove",
+    ),
+    "de": (
+        "null",
+        "eins",
+        "zwei",
+        "drei",
+        "vier",
+        "fünf",
+        "sechs",
+        "sieben",
+        "acht",
+        "neun",
+    ),
+    "ru": (
+        "ноль",
+        "один",
+        "два",
+        "три",
+        "четыре",
+        "пять",
+        "шесть",
+        "семь",
+        "восемь",
+        "девять",
+    ),
+}
 
 # The command run to synthesise speech. Tests point it at a missing name.
 ESPEAK_EXECUTABLE = "espeak-ng"
@@ -61,6 +126,15 @@ DEFAULT_VARIANTS = (
     "klatt",
     "croak",
 )
+# espeak-ng voices (accents) of each language of `DIGIT_WORDS_BY_LANGUAGE`.
+LANGUAGE_VOICES = {
+    "en": DEFAULT_LANGUAGES,
+    "fr": ("fr-fr", "fr-be", "fr-ch"),
+    "es": ("es", "es-419"),
+    "it": ("it",),
+    "de": ("de",),
+    "ru": ("ru", "ru-lv"),
+}
 SPEED_RANGE = (120, 200)  # words per minute, espeak-ng's `-s`
 PITCH_RANGE = (25, 75)  # 0..99, espeak-ng's `-p`
 
@@ -79,8 +153,10 @@ def load_spoken_digits(
     seed=0,
     cache_dir=None,
     verbose=True,
+    languages=None,
+    variants=None,
 ):
-    """Loads recordings of the spoken digits "zero" to "nine".
+    """Loads recordings of the spoken digits 0 to 9.
 
     The words are synthesised with the `espeak-ng` text-to-speech command
     (Debian: `apt-get install espeak-ng`), each clip with its own voice,
@@ -110,6 +186,16 @@ def load_spoken_digits(
             `DEFAULT_VARIANTS`.
         seed: int. Seed of the draws of voice, speed and pitch.
             Defaults to `0`.
+        languages: optional list of language codes of
+            `DIGIT_WORDS_BY_LANGUAGE` (`"en"`, `"fr"`, `"es"`, `"it"`,
+            `"de"`, `"ru"`). Each digit is then spoken `num_per_digit` times
+            in each language ("seven", "sept", "siete", "sette", "sieben",
+            "семь"), by the voices of `LANGUAGE_VOICES`. Defaults to `None`:
+            English only, as `voices` says. Not with `voices`.
+        variants: optional list of espeak-ng voice variants (`"m3"`,
+            `"f2"`, `""` for none) drawn for each clip, e.g. to keep some
+            speakers out of training. Defaults to `DEFAULT_VARIANTS`. Not
+            with `voices`.
         cache_dir: optional directory of the cache file. Defaults to the
             environment variable `MMZOO_CACHE_DIR` if set, else
             `~/.keras/datasets/mmzoo/`.
@@ -120,8 +206,8 @@ def load_spoken_digits(
         A tuple `(waves, labels, speakers)`: `waves` is a `float32` array of
         shape `(10 * num_per_digit, num_samples)` in `[-1, 1]`, `labels` an
         `int32` array of the digits, and `speakers` an array of strings
-        naming each clip's voice (such as `"en-us+f2"`), for splitting by
-        speaker.
+        naming each clip's voice (such as `"en-us+f2"` or `"fr-be+m3"`: its
+        language first), for splitting by speaker.
 
     Raises:
         FileNotFoundError: if `espeak-ng` is not installed and the set is
@@ -144,6 +230,7 @@ def load_spoken_digits(
         raise ValueError(f"`seed` must be an int; got {seed!r}.")
     seed = int(seed)
     voices = _check_voices(voices)
+    languages, variants = _check_languages(languages, variants, voices)
 
     config = {
         "version": _CACHE_VERSION,
@@ -158,13 +245,20 @@ def load_spoken_digits(
         "speed_range": SPEED_RANGE,
         "pitch_range": PITCH_RANGE,
     }
+    if languages is not None or variants is not None:
+        # Only then, so that the default set keeps its cache key.
+        config["languages"] = {
+            lang: [LANGUAGE_VOICES[lang], DIGIT_WORDS_BY_LANGUAGE[lang]]
+            for lang in (languages or ["en"])
+        }
+        config["variants"] = list(variants or DEFAULT_VARIANTS)
     key = hashlib.sha256(
         json.dumps(config, sort_keys=True).encode("utf-8")
     ).hexdigest()[:16]
     cache_path = os.path.join(
         _resolve_cache_dir(cache_dir), f"spoken_digits_{key}.npz"
     )
-    num_clips = len(DIGIT_WORDS) * num_per_digit
+    num_clips = len(DIGIT_WORDS) * num_per_digit * len(languages or ["en"])
 
     if os.path.exists(cache_path):
         try:
@@ -177,7 +271,7 @@ def load_spoken_digits(
             )
 
     executable = _find_espeak()
-    specs = _draw_specs(num_per_digit, voices, seed)
+    specs = _draw_specs(num_per_digit, voices, seed, languages, variants)
     waves = _synthesise_all(
         executable, specs, sample_rate, num_samples, verbose
     )
@@ -227,6 +321,35 @@ def _check_voices(voices):
     return voices
 
 
+def _check_languages(languages, variants, voices):
+    if languages is None and variants is None:
+        return None, None
+    if voices is not None:
+        raise ValueError(
+            "Pass `voices`, or `languages`/`variants`, not both: the "
+            "languages and variants choose the voices."
+        )
+    if isinstance(languages, str):
+        languages = [languages]
+    if languages is not None:
+        languages = list(languages)
+        unknown = [x for x in languages if x not in DIGIT_WORDS_BY_LANGUAGE]
+        if unknown or not languages:
+            raise ValueError(
+                f"Unknown languages {unknown or languages}; known: "
+                f"{sorted(DIGIT_WORDS_BY_LANGUAGE)}."
+            )
+    if variants is not None:
+        variants = [variants] if isinstance(variants, str) else list(variants)
+        bad = [v for v in variants if not re.fullmatch(r"[A-Za-z0-9_\-]*", v)]
+        if bad or not variants:
+            raise ValueError(
+                "`variants` must be a non-empty list of espeak-ng variant "
+                f"names such as 'm3' or 'f2' ('' for none); got {variants!r}."
+            )
+    return languages, variants
+
+
 def _resolve_cache_dir(cache_dir):
     return file_cache.cache_dir("datasets", cache_dir)
 
@@ -243,32 +366,46 @@ def _find_espeak():
     return executable
 
 
-def _draw_specs(num_per_digit, voices, seed):
+def _draw_specs(num_per_digit, voices, seed, languages=None, variants=None):
     """Draws every clip's voice, speed and pitch; the order is fixed."""
     rng = np.random.default_rng(seed)
     specs = []
-    for digit, word in enumerate(DIGIT_WORDS):
-        for _ in range(num_per_digit):
-            if voices is None:
-                voice = DEFAULT_LANGUAGES[rng.integers(len(DEFAULT_LANGUAGES))]
-                variant = DEFAULT_VARIANTS[rng.integers(len(DEFAULT_VARIANTS))]
+    for digit in range(len(DIGIT_WORDS)):
+        for language in languages or [None]:
+            for _ in range(num_per_digit):
+                if language is not None or variants is not None:
+                    code = language or "en"
+                    accents = LANGUAGE_VOICES[code]
+                    word = DIGIT_WORDS_BY_LANGUAGE[code][digit]
+                    voice = accents[rng.integers(len(accents))]
+                    pool = variants or DEFAULT_VARIANTS
+                    variant = pool[rng.integers(len(pool))]
+                elif voices is None:
+                    word = DIGIT_WORDS[digit]
+                    voice = DEFAULT_LANGUAGES[
+                        rng.integers(len(DEFAULT_LANGUAGES))
+                    ]
+                    variant = DEFAULT_VARIANTS[
+                        rng.integers(len(DEFAULT_VARIANTS))
+                    ]
+                else:
+                    word = DIGIT_WORDS[digit]
+                    voice, variant = voices[rng.integers(len(voices))], ""
                 if variant:
                     voice = f"{voice}+{variant}"
-            else:
-                voice = voices[rng.integers(len(voices))]
-            specs.append(
-                {
-                    "digit": digit,
-                    "word": word,
-                    "voice": voice,
-                    "speed": int(
-                        rng.integers(SPEED_RANGE[0], SPEED_RANGE[1] + 1)
-                    ),
-                    "pitch": int(
-                        rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)
-                    ),
-                }
-            )
+                specs.append(
+                    {
+                        "digit": digit,
+                        "word": word,
+                        "voice": voice,
+                        "speed": int(
+                            rng.integers(SPEED_RANGE[0], SPEED_RANGE[1] + 1)
+                        ),
+                        "pitch": int(
+                            rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)
+                        ),
+                    }
+                )
     return specs
 
 

@@ -109,8 +109,10 @@ class WhisperAudioConverter(keras_hub.layers.WhisperAudioConverter):
                     f"in [-1, 1]). Received dtype {dtype.name}."
                 )
             return
-        if isinstance(audio, (list, tuple)) and audio and all(
-            np.ndim(row) == 1 for row in audio
+        if (
+            isinstance(audio, (list, tuple))
+            and audio
+            and all(np.ndim(row) == 1 for row in audio)
         ):
             rows = [np.asarray(row) for row in audio]
         else:

@@ -116,7 +116,6 @@ class WhisperBackbone(keras_hub.models.WhisperBackbone):
         )
 
 
-
 # `WhisperAudioConverter.from_preset` finds the converter class of a preset
 # by its backbone class.
 WhisperAudioConverter.backbone_cls = WhisperBackbone
