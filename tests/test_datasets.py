@@ -233,7 +233,7 @@ def test_spoken_digits_in_several_languages(tmp_path):
     # Digit-major, then language.
     np.testing.assert_array_equal(labels, np.repeat(np.arange(10), 2))
     assert all(s.endswith("+m1") for s in speakers)
-    assert [s.split("-")[0] for s in speakers[:2]] == ["fr", "ru"]
+    assert [s[:2] for s in speakers[:2]] == ["fr", "ru"]
     assert np.all(np.abs(waves).max(axis=1) > 0.99)
     # The default set keeps its own cache file.
     load_spoken_digits(**TINY, cache_dir=tmp_path)
