@@ -60,15 +60,13 @@ def test_preset_loads_by_name_and_predicts_as_recorded():
     from mmzoo.datasets import load_fine_foods
     from mmzoo.recipes.fine_food_sentiment import predicted_labels
 
-    recorded = mmzoo.list_presets()[NAME]["test_predictions"]
+    recorded = mmzoo.list_presets()[NAME]["test_predictions"]["labels"]
     classifier = mmzoo.models.MultimodalClassifier.from_preset(NAME)
     _, (texts, labels) = load_fine_foods()
-    # Equal batches: one compiled shape.
-    got = predicted_labels(classifier, texts[: recorded["first"]], 100)
-    differ = [
-        i for i, (a, b) in enumerate(zip(got, recorded["labels"])) if a != b
-    ]
+    # 64 of the recorded reviews, one batch: MiniLM on a CPU is slow.
+    got = predicted_labels(classifier, texts[:64], 64)
+    differ = [i for i, (a, b) in enumerate(zip(got, recorded)) if a != b]
     # A review within float rounding of the boundary may flip.
     assert len(differ) <= 1, differ
     accuracy = np.mean(np.array(list(got), int) == labels[: len(got)])
-    assert accuracy > 0.8
+    assert accuracy > 0.75  # 0.8125 recorded on these 64
