@@ -9,3 +9,6 @@ from mmzoo.layers.preprocessing.waveform_converter import WaveformConverter
 from mmzoo.layers.preprocessing.whisper_audio_converter import (
     WhisperAudioConverter,
 )
+from mmzoo.models.whisper.whisper_transcript_scorer import (
+    WhisperTranscriptScorer,
+)
