@@ -32,9 +32,7 @@ def read_tokenizer_json(path):
             f"{path} is not a byte-level BPE tokenizer.json (model type "
             f"{model.get('type')!r}); Whisper's tokenizer is one."
         )
-    merges = [
-        m if isinstance(m, str) else " ".join(m) for m in model["merges"]
-    ]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
     special_tokens, language_tokens = {}, {}
     for token in data.get("added_tokens", []):
         content, index = token["content"], int(token["id"])

@@ -75,10 +75,12 @@ class WhisperTranscriptScorer(keras.layers.Layer):
         pretrained_weights="whisper_base_multi"
     )
     prompt = [50258, 50259, 50359, 50363]  # start, <|en|>, transcribe, ...
-    sequences = [prompt + list(tokenizer(w)) + [50257] for w in (" Yes.", " No.")]
-    scorer = mmzoo.layers.WhisperTranscriptScorer(
-        backbone, sequences, [[False] * 4 + [True] * (len(s) - 4) for s in sequences]
-    )
+    words = [list(tokenizer(w)) + [50257] for w in (" Yes.", " No.")]
+    sequences = [prompt + w for w in words]
+    scored = [[False] * 4 + [True] * len(w) for w in words]
+    scorer = mmzoo.layers.WhisperTranscriptScorer(backbone, sequences, scored)
+    encoded = backbone.predict(...)["encoder_sequence_output"]
+    scorer(encoded)  # (batch, 2): log p(" Yes.") and log p(" No.")
     ```
     """
 
