@@ -20,3 +20,9 @@ from mmzoo.models.sentence_encoder.sentence_encoder_tokenizer import (
 from mmzoo.models.whisper.whisper_audio_encoder import WhisperAudioEncoder
 from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
 from mmzoo.models.whisper.whisper_tokenizer import WhisperTokenizer
+from mmzoo.models.whisper.whisper_transcript_classifier import (
+    WhisperAudioClassifierPreprocessor,
+)
+from mmzoo.models.whisper.whisper_transcript_classifier import (
+    WhisperTranscriptClassifier,
+)

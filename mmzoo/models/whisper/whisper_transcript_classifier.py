@@ -1,0 +1,389 @@
+import keras
+import numpy as np
+from keras import ops
+from keras_hub.models import Preprocessor
+from keras_hub.models import Task
+
+from mmzoo.api_export import mmzoo_export
+from mmzoo.layers.masked_average_pooling import MaskedAveragePooling
+from mmzoo.layers.preprocessing.whisper_audio_converter import (
+    WhisperAudioConverter,
+)
+from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
+from mmzoo.models.whisper.whisper_tokenizer import WhisperTokenizer
+from mmzoo.models.whisper.whisper_transcript_scorer import (
+    WhisperTranscriptScorer,
+)
+from mmzoo.presets import check_preset
+from mmzoo.utils import preset_weights
+
+# Token-level spellings tried for each transcript: as given, capitalised,
+# and each with a full stop (Whisper writes "Seven." for a lone word).
+_VARIANTS = ("{}", "{cap}", "{}.", "{cap}.")
+
+
+def transcript_variants(text):
+    """The spellings of `text` scored: as given, capitalised, with "."."""
+    cap = text[:1].upper() + text[1:]
+    seen = []
+    for form in _VARIANTS:
+        variant = form.format(text, cap=cap)
+        if variant not in seen:
+            seen.append(variant)
+    return seen
+
+
+@mmzoo_export("mmzoo.models.WhisperAudioClassifierPreprocessor")
+class WhisperAudioClassifierPreprocessor(Preprocessor):
+    """Raw 16 kHz waveforms to Whisper log-mel features, for a classifier.
+
+    Holds the `audio_converter` (`mmzoo.layers.WhisperAudioConverter`, its
+    window fixes the input length) and the `tokenizer`
+    (`mmzoo.models.WhisperTokenizer`) a `WhisperTranscriptClassifier` uses
+    to spell its class transcripts.
+
+    Example:
+    ```python
+    preprocessor = mmzoo.models.WhisperAudioClassifierPreprocessor(
+        audio_converter=mmzoo.layers.WhisperAudioConverter(
+            max_audio_length=1.5
+        ),
+        tokenizer=mmzoo.models.WhisperTokenizer(
+            pretrained_weights="whisper_base_multi"
+        ),
+    )
+    preprocessor(np.zeros((2, 24000), "float32")).shape  # (2, 150, 80)
+    ```
+    """
+
+    backbone_cls = WhisperBackbone
+    audio_converter_cls = WhisperAudioConverter
+    tokenizer_cls = WhisperTokenizer
+
+    def __init__(self, audio_converter, tokenizer, **kwargs):
+        super().__init__(**kwargs)
+        self.audio_converter = audio_converter
+        self.tokenizer = tokenizer
+
+    def check_values(self, audio):
+        """Eager checks of raw waveforms (rank, dtype, empty, NaN)."""
+        self.audio_converter._check(audio, None)
+
+    def call(self, x, y=None, sample_weight=None):
+        features = self.audio_converter(x)
+        return keras.utils.pack_x_y_sample_weight(features, y, sample_weight)
+
+
+@mmzoo_export("mmzoo.models.WhisperTranscriptClassifier")
+class WhisperTranscriptClassifier(Task):
+    """A closed-set speech classifier on Whisper: decoder and trained head.
+
+    Each class is described by transcripts, in one or more languages (e.g.
+    class 7: "seven", "sept", "siete"). Two classifiers vote:
+
+    - **zero-shot**: Whisper's decoder scores every transcript (and its
+      spellings: capitalised, with a full stop) given the audio, with the
+      prompt `<|startoftranscript|> <|lang|> <|transcribe|>
+      <|notimestamps|>`; the language token is scored too, so languages are
+      weighed by how likely the audio is in each. A class's score is the
+      log-sum of its transcripts' likelihoods (`WhisperTranscriptScorer`).
+      Nothing is trained: this part knows only what Whisper learnt from
+      real speech.
+    - **head**: `Dense(hidden_dim, gelu) → Dropout → Dense(num_classes)` on
+      the mean of the encoder's output frames, trained with `fit`.
+
+    The output is `zero_shot_weight * log p_zero_shot + head_weight *
+    log p_head` per class (log-probabilities; use it as logits). With
+    `head_weight=0` the model is purely zero-shot.
+
+    Args:
+        backbone: a `mmzoo.models.WhisperBackbone` (e.g.
+            `WhisperBackbone.from_preset("whisper_base_multi")`); set
+            `backbone.trainable = False` to train the head alone.
+        preprocessor: a `WhisperAudioClassifierPreprocessor`; its tokenizer
+            spells the transcripts.
+        class_transcripts: dict `{language: [transcripts of class 0,
+            transcripts of class 1, ...]}`, each entry a string or a list of
+            strings, languages as Whisper's codes (`"en"`, `"fr"`, ...).
+            Every language lists every class.
+        hidden_dim: int. Width of the head's hidden layer.
+        dropout: float. Dropout of the head.
+        zero_shot_weight: float. Weight of the zero-shot log-probabilities.
+        head_weight: float. Weight of the head's log-probabilities.
+
+    Example:
+    ```python
+    backbone = mmzoo.models.WhisperBackbone.from_preset("whisper_base_multi")
+    preprocessor = mmzoo.models.WhisperAudioClassifierPreprocessor(
+        mmzoo.layers.WhisperAudioConverter(max_audio_length=1.5),
+        mmzoo.models.WhisperTokenizer(pretrained_weights="whisper_base_multi"),
+    )
+    classifier = mmzoo.models.WhisperTranscriptClassifier(
+        backbone,
+        preprocessor,
+        class_transcripts={"en": ["no", "yes"], "fr": ["non", "oui"]},
+    )
+    classifier.predict(waveforms)  # (batch, 2); fit trains the head
+
+    # The trained spoken-digit preset (10 digits, six languages).
+    classifier = mmzoo.models.WhisperTranscriptClassifier.from_preset(
+        "whisper_spoken_digits"
+    )
+    ```
+    """
+
+    backbone_cls = WhisperBackbone
+    preprocessor_cls = WhisperAudioClassifierPreprocessor
+
+    def __init__(
+        self,
+        backbone,
+        preprocessor,
+        class_transcripts,
+        hidden_dim=256,
+        dropout=0.3,
+        zero_shot_weight=1.0,
+        head_weight=1.0,
+        **kwargs,
+    ):
+        if preprocessor is None or preprocessor.tokenizer is None:
+            raise ValueError(
+                "WhisperTranscriptClassifier needs a preprocessor with a "
+                "tokenizer (a WhisperAudioClassifierPreprocessor) to spell "
+                "its transcripts."
+            )
+        class_transcripts = _check_transcripts(class_transcripts)
+        num_classes = len(next(iter(class_transcripts.values())))
+        sequences, scored, classes = _candidate_sequences(
+            preprocessor.tokenizer, class_transcripts
+        )
+        dtype = backbone.dtype_policy
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.encoder = keras.Model(
+            backbone.input["encoder_features"],
+            backbone.get_layer("encoder_layer_norm").output,
+            name="whisper_encoder",
+        )
+        self.scorer = WhisperTranscriptScorer(
+            backbone, sequences, scored, name="transcript_scorer"
+        )
+        self.pooler = MaskedAveragePooling(dtype="float32", name="pooler")
+        self.hidden_dense = keras.layers.Dense(
+            hidden_dim, activation="gelu", dtype=dtype, name="head_hidden"
+        )
+        self.head_dropout = keras.layers.Dropout(
+            dropout, dtype=dtype, name="head_dropout"
+        )
+        self.output_dense = keras.layers.Dense(
+            num_classes, dtype=dtype, name="head_logits"
+        )
+
+        # === Functional Model ===
+        features = keras.Input(
+            shape=(None, backbone.num_mels), dtype="float32", name="audio"
+        )
+        sequence = self.encoder(features)
+        zero_shot = ops.log_softmax(
+            _class_log_sum(self.scorer(sequence), classes, num_classes),
+            axis=-1,
+        )
+        head = self.output_dense(
+            self.head_dropout(self.hidden_dense(self.pooler(sequence)))
+        )
+        head = ops.log_softmax(ops.cast(head, "float32"), axis=-1)
+        outputs = zero_shot_weight * zero_shot + head_weight * head
+        super().__init__(inputs=features, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.class_transcripts = class_transcripts
+        self.num_classes = num_classes
+        self.hidden_dim = hidden_dim
+        self.dropout = dropout
+        self.zero_shot_weight = zero_shot_weight
+        self.head_weight = head_weight
+        self.candidate_classes = classes
+
+    def head_model(self):
+        """The head alone, on pooled encoder output `(batch, hidden)`.
+
+        Shares the classifier's layers: training it trains the classifier's
+        head (e.g. on pooled features computed once, when the encoder is
+        frozen). Returns logits.
+        """
+        pooled = keras.Input((self.backbone.hidden_dim,), name="pooled")
+        x = self.output_dense(self.head_dropout(self.hidden_dense(pooled)))
+        return keras.Model(pooled, x, name="head")
+
+    def pooled_features(self, audio, batch_size=32):
+        """The mean encoder output of raw waveforms, `(n, hidden_dim)`."""
+        pooled = keras.Model(self.input, self.pooler(self.encoder(self.input)))
+        features = self.preprocessor.audio_converter
+        out = []
+        progbar = keras.utils.Progbar(len(audio), unit_name="clip")
+        for start in range(0, len(audio), batch_size):
+            batch = features(audio[start : start + batch_size])
+            out.append(ops.convert_to_numpy(pooled.predict_on_batch(batch)))
+            progbar.update(min(start + batch_size, len(audio)))
+        return np.concatenate(out)
+
+    def compile(
+        self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs
+    ):
+        """`"auto"`: Adam 1e-3, sparse categorical cross-entropy on the
+        output log-probabilities, and accuracy."""
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(1e-3)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
+        super().compile(
+            optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
+        )
+
+    def _check_raw(self, x):
+        if self.preprocessor is not None and not _is_dataset(x):
+            self.preprocessor.check_values(x)
+
+    def fit(self, x=None, y=None, **kwargs):
+        self._check_raw(x)
+        return super().fit(x=x, y=y, **kwargs)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        self._check_raw(x)
+        return super().evaluate(x=x, y=y, **kwargs)
+
+    def predict(self, x=None, **kwargs):
+        self._check_raw(x)
+        return super().predict(x=x, **kwargs)
+
+    def _objects_outside_task(self):
+        skip = list(self.backbone._flatten_layers())
+        if self.optimizer is not None:
+            skip.append(self.optimizer)
+        return skip
+
+    def save_task_weights(self, filepath):
+        """Save the head's weights: not the backbone's, nor the optimizer."""
+        keras.saving.save_weights(
+            self, filepath, objects_to_skip=self._objects_outside_task()
+        )
+
+    def load_task_weights(self, filepath):
+        """Load the weights saved by `save_task_weights`."""
+        keras.saving.load_weights(
+            self, filepath, objects_to_skip=self._objects_outside_task()
+        )
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Instantiate from a preset, e.g. `"whisper_spoken_digits"`."""
+        check_preset(preset)
+        if "preprocessor" not in kwargs:
+            # The transcripts are spelt in `__init__`, so the tokenizer needs
+            # its vocabulary before the task is built (keras-hub loads
+            # preprocessor assets after).
+            kwargs["preprocessor"] = cls.preprocessor_cls.from_preset(preset)
+        return preset_weights.load_task(
+            super().from_preset, preset, load_weights, **kwargs
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "class_transcripts": self.class_transcripts,
+                "hidden_dim": self.hidden_dim,
+                "dropout": self.dropout,
+                "zero_shot_weight": self.zero_shot_weight,
+                "head_weight": self.head_weight,
+            }
+        )
+        return config
+
+
+def _is_dataset(x):
+    try:
+        import tensorflow as tf
+
+        if isinstance(x, tf.data.Dataset):
+            return True
+    except ImportError:
+        pass
+    return x is None
+
+
+def _check_transcripts(class_transcripts):
+    if not isinstance(class_transcripts, dict) or not class_transcripts:
+        raise ValueError(
+            "`class_transcripts` must be a non-empty dict {language: [the "
+            "transcripts of each class]}, e.g. {'en': ['no', 'yes']}. "
+            f"Received: {class_transcripts!r}"
+        )
+    checked, sizes = {}, {}
+    for language, per_class in class_transcripts.items():
+        if isinstance(per_class, str) or not per_class:
+            raise ValueError(
+                f"`class_transcripts['{language}']` must list the "
+                f"transcripts of each class. Received: {per_class!r}"
+            )
+        entries = []
+        for i, texts in enumerate(per_class):
+            texts = [texts] if isinstance(texts, str) else list(texts)
+            if not texts or not all(
+                isinstance(t, str) and t.strip() for t in texts
+            ):
+                raise ValueError(
+                    f"Class {i} of language '{language}' needs non-empty "
+                    f"transcript strings. Received: {texts!r}"
+                )
+            entries.append(texts)
+        checked[str(language)] = entries
+        sizes[language] = len(entries)
+    if len(set(sizes.values())) != 1:
+        raise ValueError(
+            "Every language must list every class; numbers of classes per "
+            f"language: {sizes}."
+        )
+    return checked
+
+
+def _candidate_sequences(tokenizer, class_transcripts):
+    """Token sequences to score, their scored flags and their classes."""
+    start = tokenizer.special_token_id("<|startoftranscript|>")
+    transcribe = tokenizer.special_token_id("<|transcribe|>")
+    no_timestamps = tokenizer.special_token_id("<|notimestamps|>")
+    end = tokenizer.special_token_id("<|endoftext|>")
+    sequences, scored, classes = [], [], []
+    for language, per_class in class_transcripts.items():
+        language_token = tokenizer.language_token_id(language)
+        for label, texts in enumerate(per_class):
+            spellings = []
+            for text in texts:
+                for variant in transcript_variants(text.strip()):
+                    if variant not in spellings:
+                        spellings.append(variant)
+            for text in spellings:
+                ids = tokenizer(" " + text)
+                ids = [int(i) for i in ops.convert_to_numpy(ids)]
+                sequences.append(
+                    [start, language_token, transcribe, no_timestamps]
+                    + ids
+                    + [end]
+                )
+                # The language token and the text (with its end) count.
+                scored.append(
+                    [False, True, False, False] + [True] * (1 + len(ids))
+                )
+                classes.append(label)
+    return sequences, scored, np.array(classes, "int32")
+
+
+def _class_log_sum(log_likelihoods, classes, num_classes):
+    """`(batch, sequences)` to `(batch, classes)`: log-sum-exp per class."""
+    member = np.full((len(classes), num_classes), -1e9, "float32")
+    member[np.arange(len(classes)), classes] = 0.0
+    x = log_likelihoods[:, :, None] + ops.convert_to_tensor(member)[None]
+    return ops.logsumexp(x, axis=1)
