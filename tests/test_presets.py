@@ -62,7 +62,11 @@ def test_shipped_presets_are_registered():
         backbone_cls = preset_utils.check_config_class(config)
         assert name in backbone_cls.presets
         if os.path.exists(os.path.join(presets_root(), name, "task.json")):
-            assert name in mmzoo.models.MultimodalClassifier.presets
+            task = preset_utils.load_json(
+                os.path.join(presets_root(), name),
+                preset_utils.TASK_CONFIG_FILE,
+            )
+            assert name in preset_utils.check_config_class(task).presets
 
 
 @pytest.mark.large

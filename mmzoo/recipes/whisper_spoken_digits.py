@@ -349,7 +349,7 @@ def main(argv=None):
         help="train the from-scratch baseline only and add its results to "
         "the metadata of the preset at --output",
     )
-    parser.add_argument("--baseline-epochs", type=int, default=10)
+    parser.add_argument("--baseline-epochs", type=int, default=5)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
