@@ -1,5 +1,7 @@
 """Real data sets for mmzoo's recipes and tests."""
 
+from mmzoo.datasets.fashion_mnist import FASHION_MNIST_CLASSES
+from mmzoo.datasets.fashion_mnist import load_fashion_mnist
 from mmzoo.datasets.fine_foods import FINE_FOODS_CLASSES
 from mmzoo.datasets.fine_foods import load_fine_foods
 from mmzoo.datasets.mnist import load_mnist
@@ -7,6 +9,8 @@ from mmzoo.datasets.real_spoken_digits import load_real_spoken_digits
 from mmzoo.datasets.spoken_digits import load_spoken_digits
 
 __all__ = [
+    "FASHION_MNIST_CLASSES",
+    "load_fashion_mnist",
     "FINE_FOODS_CLASSES",
     "load_fine_foods",
     "load_mnist",
