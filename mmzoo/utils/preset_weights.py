@@ -185,6 +185,35 @@ def load_backbone(load_fn, preset, load_weights, **kwargs):
     return _load(load_fn, preset, load_weights, restore_weights, **kwargs)
 
 
+class TaskWeightsWithoutBackbone:
+    """Mixin for a keras-hub `Task`: its own weights apart from the
+    backbone's.
+
+    `save_task_weights` and `load_task_weights` skip the backbone's layers
+    (saved apart, or read from a package) and the optimizer state, which is
+    not part of a preset.
+    """
+
+    def _objects_outside_task(self):
+        skip = list(self.backbone._flatten_layers())
+        if self.optimizer is not None:
+            skip.append(self.optimizer)
+        return skip
+
+    def save_task_weights(self, filepath):
+        """Save the task's own weights: not the backbone's, nor the
+        optimizer state."""
+        keras.saving.save_weights(
+            self, filepath, objects_to_skip=self._objects_outside_task()
+        )
+
+    def load_task_weights(self, filepath):
+        """Load the weights saved by `save_task_weights`."""
+        keras.saving.load_weights(
+            self, filepath, objects_to_skip=self._objects_outside_task()
+        )
+
+
 def load_task(load_fn, preset, load_weights, **kwargs):
     """`from_preset` for a task whose backbone may take package weights."""
 

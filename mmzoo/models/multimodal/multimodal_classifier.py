@@ -38,7 +38,7 @@ def _to_dataset(x, y, sample_weight, batch_size, shuffle):
 
 
 @mmzoo_export("mmzoo.models.MultimodalTask")
-class MultimodalTask(Task):
+class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
     """Base class for mmzoo tasks on a `MultimodalBackbone`.
 
     It lets a task take the backbone's input dict with modalities left out
@@ -116,27 +116,6 @@ class MultimodalTask(Task):
     def predict(self, x=None, **kwargs):
         self._check_raw(x)
         return super().predict(x=x, **kwargs)
-
-    def _objects_outside_task(self):
-        # The backbone's layers are saved apart; optimizer state is not part
-        # of a preset.
-        skip = list(self.backbone._flatten_layers())
-        if self.optimizer is not None:
-            skip.append(self.optimizer)
-        return skip
-
-    def save_task_weights(self, filepath):
-        """Save the task's own weights: not the backbone's, nor the
-        optimizer state."""
-        keras.saving.save_weights(
-            self, filepath, objects_to_skip=self._objects_outside_task()
-        )
-
-    def load_task_weights(self, filepath):
-        """Load the weights saved by `save_task_weights`."""
-        keras.saving.load_weights(
-            self, filepath, objects_to_skip=self._objects_outside_task()
-        )
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):

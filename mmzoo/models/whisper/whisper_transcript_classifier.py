@@ -75,7 +75,9 @@ class WhisperAudioClassifierPreprocessor(Preprocessor):
 
 
 @mmzoo_export("mmzoo.models.WhisperTranscriptClassifier")
-class WhisperTranscriptClassifier(Task):
+class WhisperTranscriptClassifier(
+    preset_weights.TaskWeightsWithoutBackbone, Task
+):
     """A closed-set speech classifier on Whisper: decoder and trained head.
 
     Each class is described by transcripts, in one or more languages (e.g.
@@ -258,24 +260,6 @@ class WhisperTranscriptClassifier(Task):
     def predict(self, x=None, **kwargs):
         self._check_raw(x)
         return super().predict(x=x, **kwargs)
-
-    def _objects_outside_task(self):
-        skip = list(self.backbone._flatten_layers())
-        if self.optimizer is not None:
-            skip.append(self.optimizer)
-        return skip
-
-    def save_task_weights(self, filepath):
-        """Save the head's weights: not the backbone's, nor the optimizer."""
-        keras.saving.save_weights(
-            self, filepath, objects_to_skip=self._objects_outside_task()
-        )
-
-    def load_task_weights(self, filepath):
-        """Load the weights saved by `save_task_weights`."""
-        keras.saving.load_weights(
-            self, filepath, objects_to_skip=self._objects_outside_task()
-        )
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
