@@ -1,5 +1,7 @@
 """Real data sets for mmzoo's recipes and tests."""
 
+from mmzoo.datasets.av_digits import AV_DIGITS_VERSION
+from mmzoo.datasets.av_digits import load_av_digits
 from mmzoo.datasets.fashion_mnist import FASHION_MNIST_CLASSES
 from mmzoo.datasets.fashion_mnist import load_fashion_mnist
 from mmzoo.datasets.fine_foods import FINE_FOODS_CLASSES
@@ -9,6 +11,8 @@ from mmzoo.datasets.real_spoken_digits import load_real_spoken_digits
 from mmzoo.datasets.spoken_digits import load_spoken_digits
 
 __all__ = [
+    "AV_DIGITS_VERSION",
+    "load_av_digits",
     "FASHION_MNIST_CLASSES",
     "load_fashion_mnist",
     "FINE_FOODS_CLASSES",
