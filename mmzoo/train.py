@@ -24,6 +24,7 @@ RECIPES = {
     "fashion_mnist_cnn": ("fashion_mnist_cnn", []),
     "fine_food_sentiment_minilm": ("fine_food_sentiment", []),
     "minilm_l6_en": ("minilm_l6_en", []),
+    "trimodal_digits_demo": ("trimodal_digits", []),
     "whisper_base_multi": ("whisper_base_multi", []),
     "whisper_spoken_digits": ("whisper_spoken_digits", []),
 }

