@@ -1,5 +1,6 @@
 """mmzoo: a Keras 3 multi-backend model zoo for multimodal NLP."""
 
+from mmzoo import datasets
 from mmzoo import layers
 from mmzoo import models
 from mmzoo import presets
