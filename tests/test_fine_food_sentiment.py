@@ -33,11 +33,6 @@ def test_preset_stores_only_what_the_package_lacks():
     assert size < 5_000_000, (size, files)
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="1,000 reviews through MiniLM: once; the other backends check "
-    "the recorded predictions",
-)
 def test_preset_reaches_recorded_accuracy_and_beats_baseline():
     from mmzoo.datasets import load_fine_foods
 
