@@ -9,6 +9,7 @@ from mmzoo.datasets.fine_foods import load_fine_foods
 from mmzoo.datasets.mnist import load_mnist
 from mmzoo.datasets.real_spoken_digits import load_real_spoken_digits
 from mmzoo.datasets.spoken_digits import load_spoken_digits
+from mmzoo.datasets.synthesised_digits import load_synthesised_digits
 
 __all__ = [
     "AV_DIGITS_VERSION",
@@ -20,4 +21,5 @@ __all__ = [
     "load_mnist",
     "load_real_spoken_digits",
     "load_spoken_digits",
+    "load_synthesised_digits",
 ]

@@ -4,9 +4,9 @@ All functions take and return float waveforms `(samples,)` or `(batch,
 samples)` in [-1, 1] and draw their randomness from a
 `numpy.random.Generator`, so a set built with a seed is the same everywhere.
 They model the gap between a synthesiser and a telephone line: level,
-placement in the window, background noise, the 300-3400 Hz telephone band
-sampled at 8 kHz, and the GSM 06.10 codec of mobile and VoIP calls (through
-the `sox` command: `apt-get install sox`).
+placement in the window, background noise, room reverberation, the
+300-3400 Hz telephone band sampled at 8 kHz, and the GSM 06.10 codec of
+mobile and VoIP calls (through the `sox` command: `apt-get install sox`).
 """
 
 import shutil
@@ -67,6 +67,57 @@ def add_noise(audio, rng, snr_db=(10.0, 40.0)):
         snr = rng.uniform(*snr_db)
         out[i] = clip + noise * np.sqrt(power / 10 ** (snr / 10))
     return _unbatch(np.clip(out, -1, 1).astype(np.float32), single)
+
+
+def room_reverb(audio, rng, sample_rate, rt60=(0.2, 0.8), wet=(0.3, 0.7)):
+    """Adds the reverberation of a synthetic room.
+
+    Each clip is convolved with its own impulse response: a direct-path
+    impulse at t=0, then Gaussian noise decaying exponentially by 60 dB in
+    RT60 seconds, drawn uniformly in `rt60`; the tail carries as much
+    energy as the direct path and the response has unit energy. The
+    reverberant clip is mixed with the dry one as
+    `(1 - w) * dry + w * reverberant`, `w` drawn uniformly in `wet`, cut to
+    the original length (the tail past the end is dropped) and scaled down
+    if its peak exceeds 1.
+
+    Args:
+        audio: waveforms `(samples,)` or `(batch, samples)`.
+        rng: a `numpy.random.Generator`.
+        sample_rate: int. Sample rate of `audio`, in Hz.
+        rt60: `(low, high)` reverberation times in seconds, > 0.
+        wet: `(low, high)` fractions of the reverberant signal, in [0, 1].
+    """
+    audio, single = _batch(audio)
+    if not 0 < rt60[0] <= rt60[1]:
+        raise ValueError(
+            f"`rt60` must be (low, high) with 0 < low <= high; got {rt60!r}."
+        )
+    if not 0 <= wet[0] <= wet[1] <= 1:
+        raise ValueError(
+            f"`wet` must be (low, high) in [0, 1], low <= high; got {wet!r}."
+        )
+    num_samples = audio.shape[1]
+    out = np.empty_like(audio)
+    for i, clip in enumerate(audio):
+        t60 = rng.uniform(*rt60)
+        mix = rng.uniform(*wet)
+        length = max(2, int(round(t60 * sample_rate)))
+        t = np.arange(1, length) / sample_rate
+        tail = rng.standard_normal(length - 1)
+        tail *= np.exp(-3 * np.log(10) * t / t60)  # -60 dB at t60
+        response = np.zeros(length)
+        response[0] = 1.0
+        response[1:] = tail / (np.sqrt(np.sum(tail**2)) + 1e-12)
+        response /= np.sqrt(2.0)
+        size = 1 << (num_samples + length - 2).bit_length()
+        reverberant = np.fft.irfft(
+            np.fft.rfft(clip, size) * np.fft.rfft(response, size), size
+        )[:num_samples]
+        mixed = (1 - mix) * clip + mix * reverberant
+        peak = np.max(np.abs(mixed), initial=0.0)
+        out[i] = mixed / peak if peak > 1 else mixed
+    return _unbatch(out, single)
 
 
 def _fir(cutoffs, sample_rate, num_taps=101, pass_zero=True):

@@ -41,8 +41,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import tempfile
 import time
 
 import keras
@@ -50,7 +48,6 @@ import numpy as np
 
 import mmzoo
 from mmzoo.datasets import audio_augmentation as aug
-from mmzoo.datasets import spoken_digits
 from mmzoo.datasets.spoken_digits import DEFAULT_VARIANTS
 from mmzoo.datasets.spoken_digits import DIGIT_WORDS_BY_LANGUAGE
 from mmzoo.presets import update_metadata
@@ -128,43 +125,27 @@ def flite_digits(stretches=(0.8, 1.0, 1.25), pitches=(None, 90.0, 160.0)):
 
     Never trained on: a second, held-out synthesiser tells whether a model
     learnt speech or espeak-ng's voice. Clips are centred in the window at
-    16 kHz. Returns `(audio, labels)`.
+    16 kHz, at flite's own level, ordered by voice, digit, stretch and
+    pitch. Returns `(audio, labels)`.
+
+    Raises:
+        FileNotFoundError: if `flite` is not installed
+            (`apt-get install flite`) and the clips are not cached.
     """
-    executable = shutil.which("flite")
-    if executable is None:
-        raise RuntimeError(
-            "The validation voices need Debian's `flite` synthesiser: "
-            "`apt-get install flite`."
-        )
-    num_samples = int(SAMPLE_RATE * WINDOW_SECONDS)
-    audio, labels = [], []
-    for voice in FLITE_VOICES:
-        for digit, word in enumerate(DIGIT_WORDS_BY_LANGUAGE["en"]):
-            for stretch in stretches:
-                for pitch in pitches:
-                    command = [executable, "-voice", voice]
-                    command += ["--setf", f"duration_stretch={stretch}"]
-                    if pitch is not None:
-                        command += ["--setf", f"int_f0_target_mean={pitch}"]
-                    with tempfile.TemporaryDirectory() as directory:
-                        path = os.path.join(directory, "clip.wav")
-                        subprocess.run(
-                            command + ["-t", word, "-o", path],
-                            check=True,
-                            capture_output=True,
-                        )
-                        with open(path, "rb") as f:
-                            clip, rate = spoken_digits._decode_wav(f.read())
-                    clip = spoken_digits._trim_silence(
-                        spoken_digits._resample(clip, rate, SAMPLE_RATE),
-                        SAMPLE_RATE,
-                    )[:num_samples]
-                    window = np.zeros(num_samples, "float32")
-                    start = (num_samples - clip.size) // 2
-                    window[start : start + clip.size] = clip
-                    audio.append(window)
-                    labels.append(digit)
-    return np.stack(audio), np.array(labels, "int32")
+    audio, labels, _ = mmzoo.datasets.load_synthesised_digits(
+        "flite",
+        sample_rate=SAMPLE_RATE,
+        num_samples=int(SAMPLE_RATE * WINDOW_SECONDS),
+        voices=FLITE_VOICES,
+        stretches=stretches,
+        pitches=pitches,
+        verbose=False,
+        peak_normalise=False,
+    )
+    # The loader orders by digit, then voice; this set is by voice first.
+    shape = (len(DIGIT_WORDS_BY_LANGUAGE["en"]), len(FLITE_VOICES), -1)
+    order = np.arange(len(labels)).reshape(shape).transpose(1, 0, 2).ravel()
+    return audio[order], labels[order]
 
 
 def build_classifier(
