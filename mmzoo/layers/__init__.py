@@ -6,6 +6,7 @@ from mmzoo.layers.fusion.modality_fusion import ModalityFusion
 from mmzoo.layers.fusion.projection_fusion import ProjectionFusion
 from mmzoo.layers.masked_average_pooling import MaskedAveragePooling
 from mmzoo.layers.preprocessing.waveform_converter import WaveformConverter
+from mmzoo.layers.spec_augment import SpecAugment
 from mmzoo.layers.preprocessing.whisper_audio_converter import (
     WhisperAudioConverter,
 )

@@ -3,6 +3,7 @@ from keras_hub.models import Backbone
 
 from mmzoo.api_export import mmzoo_export
 from mmzoo.layers.masked_average_pooling import MaskedAveragePooling
+from mmzoo.layers.spec_augment import SpecAugment
 from mmzoo.models.encoders.conv_blocks import conv_blocks
 
 
@@ -25,6 +26,10 @@ class AudioEncoder(Backbone):
         filters: tuple of ints, the width of each conv block.
         hidden_dim: int. Width of the outputs.
         dropout: float. Dropout before the projection.
+        spec_augment: optional dict of `mmzoo.layers.SpecAugment` arguments
+            (e.g. `{"time_masks": 2, "time_mask_width": 10, "freq_masks": 2,
+            "freq_mask_width": 8}`): masks bands of the normalised log-mel
+            spectrogram while training. Defaults to `None`, no masking.
         dtype: string or `keras.mixed_precision.DTypePolicy`.
 
     Inputs:
@@ -50,10 +55,12 @@ class AudioEncoder(Backbone):
         filters=(32, 64),
         hidden_dim=128,
         dropout=0.0,
+        spec_augment=None,
         dtype=None,
         **kwargs,
     ):
         filters = tuple(int(f) for f in filters)
+        spec_augment = dict(spec_augment) if spec_augment else None
         mel_bins_out = num_mel_bins
         for _ in filters:
             mel_bins_out = -(-mel_bins_out // 2)
@@ -72,6 +79,11 @@ class AudioEncoder(Backbone):
         self.frame_norm = keras.layers.LayerNormalization(
             dtype=dtype, name="frame_norm"
         )
+        self.spec_augment_layer = None
+        if spec_augment is not None:
+            self.spec_augment_layer = SpecAugment(
+                **spec_augment, dtype=dtype, name="spec_augment"
+            )
         self.to_plane = keras.layers.Reshape(
             (-1, num_mel_bins, 1), dtype=dtype, name="to_plane"
         )
@@ -92,6 +104,8 @@ class AudioEncoder(Backbone):
         x = self.melspectrogram(audio)
         x = self.to_frames(x)
         x = self.frame_norm(x)
+        if self.spec_augment_layer is not None:
+            x = self.spec_augment_layer(x)
         x = self.to_plane(x)
         for layer in self.blocks:
             x = layer(x)
@@ -114,6 +128,7 @@ class AudioEncoder(Backbone):
         self.filters = filters
         self.hidden_dim = hidden_dim
         self.dropout = dropout
+        self.spec_augment = spec_augment
 
     @property
     def min_sequence_length(self):
@@ -131,6 +146,7 @@ class AudioEncoder(Backbone):
                 "filters": self.filters,
                 "hidden_dim": self.hidden_dim,
                 "dropout": self.dropout,
+                "spec_augment": self.spec_augment,
             }
         )
         return config
