@@ -138,3 +138,34 @@ def write_ctranslate2_model(
         out += ct2_string(alias) + ct2_string(target)
     path.write_bytes(out + extra)
     return out
+
+
+# A tiny Whisper (keras-hub's config names) for the Whisper tests.
+TINY_WHISPER = dict(
+    vocabulary_size=40,
+    num_layers=2,
+    num_heads=2,
+    hidden_dim=8,
+    intermediate_dim=16,
+    num_mels=80,
+    max_encoder_sequence_length=60,
+    max_decoder_sequence_length=10,
+)
+
+
+def randomise_weights(model, seed=0):
+    """Gives every weight (biases too) N(0, 0.3) values drawn from `seed`."""
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        variable.assign(
+            rng.normal(0, 0.3, tuple(variable.shape)).astype("float32")
+        )
+    return model
+
+
+def tiny_keras_hub_whisper(seed=0):
+    """keras-hub's WhisperBackbone with random weights (biases too)."""
+    keras.utils.set_random_seed(seed)
+    return randomise_weights(
+        keras_hub.models.WhisperBackbone(**TINY_WHISPER), seed
+    )

@@ -5,6 +5,8 @@ import keras
 import keras_hub
 import numpy as np
 import pytest
+from helpers import TINY_WHISPER
+from helpers import tiny_keras_hub_whisper
 from helpers import write_ctranslate2_model
 
 import mmzoo
@@ -13,28 +15,7 @@ from mmzoo.models import WhisperBackbone
 from mmzoo.models.whisper import whisper_package
 from mmzoo.utils import pretrained_packages
 
-TINY = dict(
-    vocabulary_size=40,
-    num_layers=2,
-    num_heads=2,
-    hidden_dim=8,
-    intermediate_dim=16,
-    num_mels=80,
-    max_encoder_sequence_length=60,
-    max_decoder_sequence_length=10,
-)
-
-
-def tiny_keras_hub_whisper(seed=0):
-    """keras-hub's WhisperBackbone with random weights (biases too)."""
-    keras.utils.set_random_seed(seed)
-    backbone = keras_hub.models.WhisperBackbone(**TINY)
-    rng = np.random.default_rng(seed)
-    for variable in backbone.weights:
-        variable.assign(
-            rng.normal(0, 0.3, tuple(variable.shape)).astype("float32")
-        )
-    return backbone
+TINY = TINY_WHISPER
 
 
 def to_ctranslate2(backbone):

@@ -4,22 +4,15 @@ import keras
 import keras_hub
 import numpy as np
 import pytest
+from helpers import TINY_WHISPER
+from helpers import tiny_keras_hub_whisper
 
 import mmzoo
 from mmzoo.models import WhisperTokenizer
 from mmzoo.models.whisper.whisper_tokenizer import read_tokenizer_json
 from mmzoo.models.whisper.whisper_transcript_scorer import prefix_tree
 
-TINY = dict(
-    vocabulary_size=40,
-    num_layers=2,
-    num_heads=2,
-    hidden_dim=8,
-    intermediate_dim=16,
-    num_mels=80,
-    max_encoder_sequence_length=60,
-    max_decoder_sequence_length=10,
-)
+TINY = TINY_WHISPER
 
 # Token ids of the tiny vocabulary: 1 plays `<|startoftranscript|>`, 2
 # `<|endoftext|>`, 5 and 6 a language; the rest are word pieces.
@@ -37,18 +30,6 @@ SCORED = [[False, False] + [True] * (len(s) - 2) for s in SEQUENCES[:-2]] + [
     [False, True],
     [False, False],
 ]
-
-
-def tiny_keras_hub_whisper(seed=0):
-    """keras-hub's WhisperBackbone with random weights (biases too)."""
-    keras.utils.set_random_seed(seed)
-    backbone = keras_hub.models.WhisperBackbone(**TINY)
-    rng = np.random.default_rng(seed)
-    for variable in backbone.weights:
-        variable.assign(
-            rng.normal(0, 0.3, tuple(variable.shape)).astype("float32")
-        )
-    return backbone
 
 
 def encoder_features(batch=2, frames=40, seed=1):

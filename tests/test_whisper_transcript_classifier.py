@@ -1,6 +1,8 @@
 import keras
 import numpy as np
 import pytest
+from helpers import TINY_WHISPER
+from helpers import randomise_weights
 
 import mmzoo
 from mmzoo.models import WhisperAudioClassifierPreprocessor
@@ -40,16 +42,7 @@ SPECIAL_TOKENS = {
 }
 LANGUAGE_TOKENS = {"<|en|>": 35, "<|fr|>": 36}
 
-TINY = dict(
-    vocabulary_size=40,
-    num_layers=2,
-    num_heads=2,
-    hidden_dim=8,
-    intermediate_dim=16,
-    num_mels=80,
-    max_encoder_sequence_length=60,
-    max_decoder_sequence_length=12,
-)
+TINY = dict(TINY_WHISPER, max_decoder_sequence_length=12)
 WINDOW_SECONDS = 0.5  # 8000 samples, 50 frames
 NUM_SAMPLES = 8000
 TRANSCRIPTS = {"en": ["no", ["yes", "ye"]], "fr": ["non", "oui"]}
@@ -67,13 +60,9 @@ def tiny_tokenizer():
 def tiny_backbone(seed=0):
     """mmzoo's WhisperBackbone with random weights (biases too)."""
     keras.utils.set_random_seed(seed)
-    backbone = WhisperBackbone(**TINY, pretrained_weights=None)
-    rng = np.random.default_rng(seed)
-    for variable in backbone.weights:
-        variable.assign(
-            rng.normal(0, 0.3, tuple(variable.shape)).astype("float32")
-        )
-    return backbone
+    return randomise_weights(
+        WhisperBackbone(**TINY, pretrained_weights=None), seed
+    )
 
 
 def tiny_preprocessor():
