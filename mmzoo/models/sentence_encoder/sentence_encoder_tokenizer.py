@@ -5,6 +5,7 @@ from keras_hub.src.tokenizers.word_piece_tokenizer import PUNCTUATION_REGEX
 
 from mmzoo.api_export import mmzoo_export
 from mmzoo.models.sentence_encoder.sentence_encoder import SentenceEncoder
+from mmzoo.utils.pretrained_packages import AssetsFromPackage
 from mmzoo.utils.pretrained_packages import package_dir
 
 # Hugging Face's BERT normalizer (the reference tokenizer of
@@ -30,7 +31,7 @@ def _read_vocabulary(path):
 
 
 @mmzoo_export("mmzoo.models.SentenceEncoderTokenizer")
-class SentenceEncoderTokenizer(BertTokenizer):
+class SentenceEncoderTokenizer(AssetsFromPackage, BertTokenizer):
     """WordPiece tokenizer matching Hugging Face's BERT tokenizer exactly.
 
     keras-hub's `BertTokenizer` lowercases with Unicode case folding and
@@ -141,19 +142,6 @@ class SentenceEncoderTokenizer(BertTokenizer):
         if not isinstance(inputs, (tf.Tensor, tf.RaggedTensor)):
             inputs = tf.convert_to_tensor(inputs)
         return super().tokenize(self.normalize(inputs))
-
-    def save_assets(self, dir_path):
-        # A package's vocabulary is read from the package, not copied.
-        if self.pretrained_weights is None:
-            super().save_assets(dir_path)
-
-    def load_assets(self, dir_path):
-        if self.pretrained_weights is None:
-            super().load_assets(dir_path)
-
-    def load_preset_assets(self, preset):
-        if self.pretrained_weights is None:
-            super().load_preset_assets(preset)
 
     def get_config(self):
         config = super().get_config()

@@ -5,6 +5,7 @@ import keras_hub
 
 from mmzoo.api_export import mmzoo_export
 from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
+from mmzoo.utils.pretrained_packages import AssetsFromPackage
 from mmzoo.utils.pretrained_packages import package_dir
 
 # Whisper's language tokens are its only added tokens of 2-3 letters
@@ -49,7 +50,7 @@ def read_tokenizer_json(path):
 
 
 @mmzoo_export("mmzoo.models.WhisperTokenizer")
-class WhisperTokenizer(keras_hub.models.WhisperTokenizer):
+class WhisperTokenizer(AssetsFromPackage, keras_hub.models.WhisperTokenizer):
     """keras-hub's `WhisperTokenizer`, read from a pretrained package.
 
     The byte-level BPE tokenizer of Whisper (keras-hub's, unchanged), with
@@ -120,18 +121,6 @@ class WhisperTokenizer(keras_hub.models.WhisperTokenizer):
                 f"{sorted(self._special_token_dict)}."
             )
         return self._special_token_dict[token]
-
-    def save_assets(self, dir_path):
-        if self.pretrained_weights is None:
-            super().save_assets(dir_path)
-
-    def load_assets(self, dir_path):
-        if self.pretrained_weights is None:
-            super().load_assets(dir_path)
-
-    def load_preset_assets(self, preset):
-        if self.pretrained_weights is None:
-            super().load_preset_assets(preset)
 
     def get_config(self):
         config = super().get_config()
