@@ -12,8 +12,11 @@
 3. evaluates the fused preset with both modalities, with the audio removed
    and with the image removed, and the unimodal presets, and prints the
    table next to the accuracies recorded in each preset's metadata;
-4. classifies one example from raw inputs: a `uint8` image and a waveform
-   (a test example, or your own files with `--image` and `--audio`).
+4. classifies one test example from its raw inputs: a `uint8` image and a
+   waveform.
+
+`python -m mmzoo --image digit.png --audio digit.wav` (either or both)
+classifies your own files with the preset instead, and skips the table.
 """
 
 import argparse
@@ -21,7 +24,6 @@ import time
 import wave
 
 import keras
-import numpy as np
 
 import mmzoo
 from mmzoo.datasets import av_digits
@@ -78,6 +80,22 @@ def read_audio(path):
     return _fit(audio.astype("float32"), av_digits.NUM_SAMPLES)
 
 
+def classify(classifier, raw, what, label=None):
+    """Prints the digit `classifier` predicts from one raw example (a dict
+    of batches of one; a modality left out is missing)."""
+    logits = classifier.predict(raw, verbose=0)
+    probabilities = keras.ops.convert_to_numpy(
+        keras.ops.softmax(logits, axis=-1)
+    )[0]
+    digit = int(probabilities.argmax())
+    print(
+        f"\n{what}: predicted digit {digit} "
+        f"(probability {probabilities[digit]:.2f})"
+        + (f", true digit {label}" if label is not None else "")
+    )
+    return digit
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="mmzoo", description=__doc__)
     parser.add_argument(
@@ -96,6 +114,16 @@ def main(argv=None):
     classifier = mmzoo.models.MultimodalClassifier.from_preset(name)
     metadata = mmzoo.list_presets().get(name, {})
     print(f"loaded {name}: {metadata.get('description', '')}")
+
+    if args.image or args.audio:
+        raw = {}
+        if args.image:
+            raw["image"] = read_image(args.image)[None]
+        if args.audio:
+            raw["audio"] = read_audio(args.audio)[None]
+        what = " + ".join(f"{k} {getattr(args, k)}" for k in raw)
+        classify(classifier, raw, what)
+        return 0
 
     start = time.time()
     x, y, info = load_av_digits("test", with_info=True)
@@ -126,31 +154,11 @@ def main(argv=None):
             before = f"{before:9.1%}" if before is not None else " " * 9
             print(f"{preset:<22} {subset:<12} {results[subset]:9.1%} {before}")
 
-    if args.image or args.audio:
-        raw, label = {}, None
-        if args.image:
-            raw["image"] = read_image(args.image)[None]
-        if args.audio:
-            raw["audio"] = read_audio(args.audio)[None]
-        what = " + ".join(f"{k} {getattr(args, k)}" for k in raw)
-    else:
-        raw = {"image": x["image"][:1], "audio": x["audio"][:1]}
-        label = int(y[0])
-        what = "test example 0 (uint8 image + 8 kHz waveform)"
-    present = [m in raw for m in classifier.backbone.modalities]
-    inputs = {
-        m: raw.get(m, np.zeros((1, *x[m].shape[1:]), x[m].dtype))
-        for m in classifier.backbone.modalities
-    }
-    inputs["modality_mask"] = np.array([present], "int32")
-    probabilities = keras.ops.convert_to_numpy(
-        keras.ops.softmax(classifier.predict(inputs, verbose=0), axis=-1)
-    )[0]
-    digit = int(probabilities.argmax())
-    print(
-        f"\n{what}: predicted digit {digit} "
-        f"(probability {probabilities[digit]:.2f})"
-        + (f", true digit {label}" if label is not None else "")
+    classify(
+        classifier,
+        {"image": x["image"][:1], "audio": x["audio"][:1]},
+        "test example 0 (uint8 image + 8 kHz waveform)",
+        label=int(y[0]),
     )
     return 0
 

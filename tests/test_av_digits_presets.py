@@ -106,19 +106,32 @@ def test_main_job_prints_the_table(capsys):
 
 
 def test_main_job_classifies_raw_files(tmp_path, capsys, test_split):
+    import re
+
     import keras
 
     x, y, _ = test_split
     image_path = tmp_path / "digit.png"
-    keras.utils.save_img(image_path, x["image"][3])
+    keras.utils.save_img(image_path, x["image"][3], scale=False)
     audio_path = tmp_path / "digit.wav"
     # At 16 kHz: the job resamples to 8 kHz.
     _write_wav(audio_path, np.repeat(x["audio"][3], 2), rate=16000)
-    main(["--image", str(image_path), "--audio", str(audio_path)])
-    assert "predicted digit" in capsys.readouterr().out
-    # The audio alone also works (the image is masked out).
-    main(["--audio", str(audio_path)])
-    assert "predicted digit" in capsys.readouterr().out
+
+    def predicted(argv):
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert "accuracy" not in out  # files only: no table
+        return int(re.search(r"predicted digit (\d)", out).group(1))
+
+    predicted(["--image", str(image_path), "--audio", str(audio_path)])
+    # The PNG holds the test image exactly: the same answer as the array.
+    classifier = mmzoo.models.MultimodalClassifier.from_preset(
+        best_fused_preset()
+    )
+    expected = classifier.predict({"image": x["image"][3:4]}, verbose=0)
+    assert predicted(["--image", str(image_path)]) == expected.argmax()
+    # The audio alone also works (the image is left out).
+    predicted(["--audio", str(audio_path)])
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not a wav")
     with pytest.raises(ValueError, match="not a readable WAV file"):
