@@ -81,3 +81,40 @@ def test_bad_input_is_named(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
         load_fashion_mnist("test")
     fashion_mnist._load.cache_clear()
+
+
+# ---------------------------------------------------------------- CIFAR-10
+
+
+def test_load_cifar10_through_keras(monkeypatch):
+    import keras
+
+    from mmzoo.datasets import cifar10
+    from mmzoo.datasets import load_cifar10
+
+    images = np.arange(2 * 32 * 32 * 3, dtype=np.uint8).reshape(2, 32, 32, 3)
+
+    def fake_load_data():  # Keras gives labels of shape (n, 1)
+        return (images, np.array([[3], [9]])), (images[:1], np.array([[1]]))
+
+    cifar10._load.cache_clear()
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", fake_load_data)
+    try:
+        x, y = load_cifar10("train")
+        assert x.shape == (2, 32, 32, 3) and y.tolist() == [3, 9]
+        assert y.dtype == np.int32
+        assert load_cifar10("test")[1].tolist() == [1]
+        with pytest.raises(ValueError, match="'train' or 'test'"):
+            load_cifar10("validation")
+    finally:
+        cifar10._load.cache_clear()
+
+    def offline():
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
+    try:
+        with pytest.raises(ConnectionError, match="load_fashion_mnist"):
+            load_cifar10()
+    finally:
+        cifar10._load.cache_clear()

@@ -2,6 +2,8 @@
 
 from mmzoo.datasets.av_digits import AV_DIGITS_VERSION
 from mmzoo.datasets.av_digits import load_av_digits
+from mmzoo.datasets.cifar10 import CIFAR10_CLASSES
+from mmzoo.datasets.cifar10 import load_cifar10
 from mmzoo.datasets.fashion_mnist import FASHION_MNIST_CLASSES
 from mmzoo.datasets.fashion_mnist import load_fashion_mnist
 from mmzoo.datasets.fine_foods import FINE_FOODS_CLASSES
@@ -14,6 +16,8 @@ from mmzoo.datasets.synthesised_digits import load_synthesised_digits
 __all__ = [
     "AV_DIGITS_VERSION",
     "load_av_digits",
+    "CIFAR10_CLASSES",
+    "load_cifar10",
     "FASHION_MNIST_CLASSES",
     "load_fashion_mnist",
     "FINE_FOODS_CLASSES",
