@@ -66,6 +66,25 @@ def test_preset_reaches_recorded_accuracy(name, test_split):
         assert different <= MAX_DIFFERENT_PREDICTIONS, (subset, different)
 
 
+@pytest.mark.parametrize(
+    "name", ["av_digits_audio", *FUSED_PRESETS, "trimodal_digits_demo"]
+)
+def test_real_speech_accuracy_as_recorded(name):
+    """The audio alone on the 40 real recordings (evaluation only)."""
+    from mmzoo.recipes.av_digits import real_speech_accuracy
+
+    classifier = mmzoo.models.MultimodalClassifier.from_preset(name)
+    result = real_speech_accuracy(classifier)
+    if result is None:
+        pytest.skip("the voice-prompt packages are not installed")
+    recorded = _metadata(name)["real_speech_accuracy_audio_only"]
+    assert set(result) == set(recorded)
+    # One clip of 40 (of 10 per speaker) may flip between backends.
+    assert result["all"] == pytest.approx(recorded["all"], abs=0.026)
+    for speaker, accuracy in result.items():
+        assert accuracy == pytest.approx(recorded[speaker], abs=0.101)
+
+
 def test_recorded_accuracies_meet_the_benchmark_claims():
     """What the README claims, from the metadata the test above verifies."""
     image = _metadata("av_digits_image")["test_accuracy"]["image"]
