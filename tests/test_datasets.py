@@ -172,7 +172,7 @@ def test_spoken_digits_voices_and_env_cache_dir(tmp_path, monkeypatch):
 
 @needs_espeak
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
-def test_spoken_digits_corrupt_cache_is_rebuilt(tmp_path, damage):
+def test_spoken_digits_corrupt_cache_is_a_clear_error(tmp_path, damage):
     expected = load_spoken_digits(**TINY, cache_dir=tmp_path)
     (name,) = _cache_files(tmp_path)
     path = tmp_path / name
@@ -184,15 +184,14 @@ def test_spoken_digits_corrupt_cache_is_rebuilt(tmp_path, damage):
             "empty": b"",
         }[damage]
     )
-    with pytest.warns(UserWarning, match="corrupt"):
-        rebuilt = load_spoken_digits(**TINY, cache_dir=tmp_path)
-    for a, b in zip(expected, rebuilt):
-        np.testing.assert_array_equal(a, b)
-    # Rewritten in place, with no temporary file left behind.
-    assert _cache_files(tmp_path) == [name]
-    assert path.read_bytes() != b""
+    with pytest.raises(ValueError, match="corrupt") as error:
+        load_spoken_digits(**TINY, cache_dir=tmp_path)
+    assert str(path) in str(error.value) and "Delete it" in str(error.value)
+    # Deleting it, as the message says, rebuilds the same set.
+    os.remove(path)
     for a, b in zip(expected, load_spoken_digits(**TINY, cache_dir=tmp_path)):
         np.testing.assert_array_equal(a, b)
+    assert _cache_files(tmp_path) == [name]
 
 
 @needs_espeak

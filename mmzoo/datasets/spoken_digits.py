@@ -213,7 +213,8 @@ def load_spoken_digits(
         FileNotFoundError: if `espeak-ng` is not installed and the set is
             not cached.
         RuntimeError: if `espeak-ng` fails, e.g. on an unknown voice.
-        ValueError: on invalid arguments.
+        ValueError: on invalid arguments, or a corrupt cache file (the
+            message names the file to delete).
 
     Example:
     ```python
@@ -263,12 +264,12 @@ def load_spoken_digits(
     if os.path.exists(cache_path):
         try:
             return _read_cache(cache_path, num_clips, num_samples)
-        except Exception as e:  # noqa: BLE001 - any unreadable cache is rebuilt
-            warnings.warn(
+        except Exception as e:  # noqa: BLE001 - any unreadable file is corrupt
+            raise ValueError(
                 f"The spoken-digits cache file {cache_path!r} is corrupt or "
-                f"unreadable ({type(e).__name__}: {e}); rebuilding it.",
-                stacklevel=2,
-            )
+                f"unreadable ({type(e).__name__}: {e}). Delete it and load "
+                "the set again to rebuild it."
+            ) from e
 
     executable = _find_espeak()
     specs = _draw_specs(num_per_digit, voices, seed, languages, variants)
