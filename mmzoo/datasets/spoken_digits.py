@@ -411,21 +411,33 @@ def _draw_specs(num_per_digit, voices, seed, languages=None, variants=None):
 
 
 def _synthesise_all(executable, specs, sample_rate, num_samples, verbose):
-    waves = np.zeros((len(specs), num_samples), dtype=np.float32)
+    return synthesise_in_threads(
+        lambda i: _synthesise_one(
+            executable, specs[i], sample_rate, num_samples
+        ),
+        len(specs),
+        num_samples,
+        verbose,
+    )
+
+
+def synthesise_in_threads(synthesise, count, num_samples, verbose):
+    """Runs `synthesise(i)` for `i` in `range(count)` on threads.
+
+    The work is mostly waiting on synthesiser subprocesses, so threads
+    suffice. Returns the clips as one `float32` array `(count, num_samples)`
+    in order of `i`, with a progress bar if `verbose`; the first error
+    cancels the calls not yet started and is raised.
+    """
+    waves = np.zeros((count, num_samples), dtype=np.float32)
     progbar = None
     if verbose:
         import keras
 
-        progbar = keras.utils.Progbar(len(specs), unit_name="clip")
-    # The work is mostly waiting on espeak-ng subprocesses, so threads suffice.
-    workers = min(8, 2 * (os.cpu_count() or 1), len(specs))
+        progbar = keras.utils.Progbar(count, unit_name="clip")
+    workers = max(1, min(8, 2 * (os.cpu_count() or 1), count))
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {
-            pool.submit(
-                _synthesise_one, executable, spec, sample_rate, num_samples
-            ): i
-            for i, spec in enumerate(specs)
-        }
+        futures = {pool.submit(synthesise, i): i for i in range(count)}
         try:
             for done, future in enumerate(
                 concurrent.futures.as_completed(futures), start=1

@@ -5,7 +5,6 @@ synthesisers, other voices, so a model trained or validated on them cannot
 lean on one synthesiser's sound.
 """
 
-import concurrent.futures
 import hashlib
 import json
 import math
@@ -385,42 +384,20 @@ def _command(executable, spec, path):
 def _synthesise_all(
     executable, specs, sample_rate, num_samples, peak_normalise, verbose
 ):
-    waves = np.zeros((len(specs), num_samples), dtype=np.float32)
-    progbar = None
-    if verbose:
-        import keras
-
-        progbar = keras.utils.Progbar(len(specs), unit_name="clip")
-    # The work is mostly waiting on subprocesses, so threads suffice.
-    workers = min(8, 2 * (os.cpu_count() or 1), len(specs))
-    with (
-        tempfile.TemporaryDirectory() as directory,
-        concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool,
-    ):
-        futures = {
-            pool.submit(
-                _synthesise_one,
+    with tempfile.TemporaryDirectory() as directory:
+        return spoken_digits.synthesise_in_threads(
+            lambda i: _synthesise_one(
                 executable,
-                spec,
+                specs[i],
                 os.path.join(directory, f"clip{i}.wav"),
                 sample_rate,
                 num_samples,
                 peak_normalise,
-            ): i
-            for i, spec in enumerate(specs)
-        }
-        try:
-            for done, future in enumerate(
-                concurrent.futures.as_completed(futures), start=1
-            ):
-                waves[futures[future]] = future.result()
-                if progbar is not None:
-                    progbar.update(done)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-    return waves
+            ),
+            len(specs),
+            num_samples,
+            verbose,
+        )
 
 
 def _synthesise_one(
