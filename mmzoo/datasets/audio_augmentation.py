@@ -182,9 +182,10 @@ def gsm_codec(audio, sample_rate):
     joined[:, :length] = audio
     pcm = (np.clip(joined.ravel(), -1, 1) * 32767).astype("<i2").tobytes()
     raw = ["-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1"]
-    encode = [executable, *raw, "-r", str(sample_rate), "-", "-r", "8000"]
+    # -R: sox seeds its dither with a fixed number (otherwise from the clock).
+    encode = [executable, "-R", *raw, "-r", str(sample_rate), "-", "-r", "8000"]
     encode += ["-t", "gsm", "-"]
-    decode = [executable, "-t", "gsm", "-r", "8000", "-c", "1", "-"]
+    decode = [executable, "-R", "-t", "gsm", "-r", "8000", "-c", "1", "-"]
     decode += [*raw, "-r", str(sample_rate), "-"]
     out = b""
     for command, data in ((encode, pcm), (decode, None)):

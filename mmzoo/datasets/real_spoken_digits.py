@@ -162,7 +162,7 @@ def _read_gsm(path):
             f"Decoding {path} (GSM 06.10) needs sox: `apt-get install sox`."
         )
     result = subprocess.run(
-        [sox, path, "-t", "raw", "-e", "signed-integer", "-b", "16", "-"],
+        [sox, "-R", path, "-t", "raw", "-e", "signed-integer", "-b", "16", "-"],
         capture_output=True,
         check=False,
     )
