@@ -11,7 +11,6 @@ import json
 import os
 import re
 import subprocess
-import warnings
 
 import numpy as np
 
@@ -123,20 +122,14 @@ def load_av_digits(
         image, audio, label, info = _read_cache(path, split)
     else:
         image, audio, label, info = _build(split, verbose)
-        try:
-            file_cache.write_npz_atomic(
-                path,
-                image=image,
-                audio=audio,
-                label=label,
-                info=np.array(json.dumps(info, sort_keys=True)),
-            )
-        except OSError as e:
-            warnings.warn(
-                f"Could not write the AV-digits cache file {path!r} ({e}); "
-                "the split will be built again next time.",
-                stacklevel=2,
-            )
+        file_cache.write_npz_or_warn(
+            path,
+            "AV-digits",
+            image=image,
+            audio=audio,
+            label=label,
+            info=np.array(json.dumps(info, sort_keys=True)),
+        )
     inputs = {"image": image, "audio": audio.astype(np.float32) / 32768.0}
     if with_info:
         return inputs, label, info

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import warnings
 import wave
 
 import numpy as np
@@ -278,20 +277,14 @@ def load_spoken_digits(
     )
     labels = np.array([spec["digit"] for spec in specs], dtype=np.int32)
     speakers = np.array([spec["voice"] for spec in specs], dtype=np.str_)
-    try:
-        _write_cache(
-            cache_path,
-            waves=waves,
-            labels=labels,
-            speakers=speakers,
-            config=np.array(json.dumps(config, sort_keys=True)),
-        )
-    except OSError as e:
-        warnings.warn(
-            f"Could not write the spoken-digits cache file {cache_path!r} "
-            f"({e}); the set will be synthesised again next time.",
-            stacklevel=2,
-        )
+    file_cache.write_npz_or_warn(
+        cache_path,
+        "spoken-digits",
+        waves=waves,
+        labels=labels,
+        speakers=speakers,
+        config=np.array(json.dumps(config, sort_keys=True)),
+    )
     return waves, labels, speakers
 
 
@@ -584,8 +577,3 @@ def _read_cache(path, num_clips, num_samples):
     if not np.all(np.isfinite(waves)):
         raise ValueError("waves are not all finite")
     return waves, labels, speakers
-
-
-def _write_cache(path, **arrays):
-    """Writes the `.npz` atomically: a temporary file, then `os.replace`."""
-    file_cache.write_npz_atomic(path, **arrays)

@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import warnings
 
 import numpy as np
 
@@ -178,21 +177,14 @@ def load_synthesised_digits(
     speakers = np.array(
         [f"{synthesiser}-{spec['voice']}" for spec in specs], dtype=np.str_
     )
-    try:
-        file_cache.write_npz_atomic(
-            cache_path,
-            waves=waves,
-            labels=labels,
-            speakers=speakers,
-            config=np.array(json.dumps(config, sort_keys=True)),
-        )
-    except OSError as e:
-        warnings.warn(
-            f"Could not write the synthesised-digits cache file "
-            f"{cache_path!r} ({e}); the set will be synthesised again next "
-            "time.",
-            stacklevel=2,
-        )
+    file_cache.write_npz_or_warn(
+        cache_path,
+        "synthesised-digits",
+        waves=waves,
+        labels=labels,
+        speakers=speakers,
+        config=np.array(json.dumps(config, sort_keys=True)),
+    )
     return waves, labels, speakers
 
 

@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -46,3 +47,20 @@ def write_npz_atomic(path, **arrays):
         except OSError:
             pass
         raise
+
+
+def write_npz_or_warn(path, what, **arrays):
+    """`write_npz_atomic`, turning a failed write into a warning.
+
+    A loader that cannot write its cache (a full disk, a read-only
+    directory) still returns the data it built; `what` names the set in the
+    warning (e.g. `"spoken-digits"`).
+    """
+    try:
+        write_npz_atomic(path, **arrays)
+    except OSError as e:
+        warnings.warn(
+            f"Could not write the {what} cache file {path!r} ({e}); the set "
+            "will be built again next time.",
+            stacklevel=3,
+        )
