@@ -76,8 +76,8 @@ def read_image(path):
 
 def read_audio(path):
     """A mono 8 kHz float waveform of 8,000 samples from a WAV file."""
-    from mmzoo.datasets.real_spoken_digits import _fit
     from mmzoo.datasets.spoken_digits import _decode_wav
+    from mmzoo.datasets.spoken_digits import _fit_length
     from mmzoo.datasets.spoken_digits import _resample
 
     try:
@@ -86,7 +86,7 @@ def read_audio(path):
     except (wave.Error, EOFError) as e:
         raise ValueError(f"{path!r} is not a readable WAV file: {e}") from e
     audio = _resample(audio, rate, av_digits.SAMPLE_RATE)
-    return _fit(audio.astype("float32"), av_digits.NUM_SAMPLES)
+    return _fit_length(audio.astype("float32"), av_digits.NUM_SAMPLES)
 
 
 def classify(classifier, raw, what, label=None):

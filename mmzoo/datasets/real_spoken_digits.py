@@ -16,6 +16,7 @@ import wave
 
 import numpy as np
 
+from mmzoo.datasets.spoken_digits import _fit_length
 from mmzoo.datasets.spoken_digits import _resample
 
 # (package, folder, file extension, language, speaker, licence)
@@ -90,7 +91,7 @@ def load_real_spoken_digits(sample_rate=16000, num_samples=None):
     clips, labels, languages, speakers = _load(int(sample_rate))
     clips = [c.copy() for c in clips]
     if num_samples is not None:
-        clips = np.stack([_fit(c, int(num_samples)) for c in clips])
+        clips = np.stack([_fit_length(c, int(num_samples)) for c in clips])
     return {
         "audio": clips,
         "labels": np.array(labels, "int32"),
@@ -108,14 +109,14 @@ def load_real_spoken_digits(sample_rate=16000, num_samples=None):
     }
 
 
-def _fit(clip, length):
-    if clip.size >= length:
-        start = (clip.size - length) // 2
-        return clip[start : start + length]
-    out = np.zeros(length, "float32")
-    start = (length - clip.size) // 2
-    out[start : start + clip.size] = clip
-    return out
+def accuracy_per_speaker(correct, speakers):
+    """`{speaker: accuracy}` (rounded to 4 places, sorted by speaker) of a
+    boolean array `correct` over the clips, given each clip's speaker."""
+    speakers = np.asarray(speakers)
+    return {
+        str(s): round(float(np.mean(correct[speakers == s])), 4)
+        for s in np.unique(speakers)
+    }
 
 
 @functools.lru_cache(maxsize=4)

@@ -147,6 +147,7 @@ def real_speech_accuracy(classifier):
     `load_real_spoken_digits` (4 speakers; evaluation only), overall and by
     speaker. `None` if the recordings are not installed."""
     from mmzoo.datasets import load_real_spoken_digits
+    from mmzoo.datasets.real_spoken_digits import accuracy_per_speaker
 
     try:
         real = load_real_spoken_digits(
@@ -159,11 +160,10 @@ def real_speech_accuracy(classifier):
     # The other modalities are left out: missing, as in `evaluate_subsets`.
     inputs = {"audio": real["audio"]}
     correct = classifier.predict(inputs, verbose=0).argmax(-1) == real["labels"]
-    result = {"all": round(float(correct.mean()), 4)}
-    for speaker in sorted(set(real["speakers"].tolist())):
-        where = real["speakers"] == speaker
-        result[speaker] = round(float(correct[where].mean()), 4)
-    return result
+    return {
+        "all": round(float(correct.mean()), 4),
+        **accuracy_per_speaker(correct, real["speakers"]),
+    }
 
 
 def main(argv=None):

@@ -48,6 +48,7 @@ import numpy as np
 
 import mmzoo
 from mmzoo.datasets import audio_augmentation as aug
+from mmzoo.datasets.real_spoken_digits import accuracy_per_speaker
 from mmzoo.datasets.spoken_digits import DEFAULT_VARIANTS
 from mmzoo.datasets.spoken_digits import DIGIT_WORDS_BY_LANGUAGE
 from mmzoo.presets import update_metadata
@@ -210,13 +211,6 @@ def fit_window(clips):
     return out
 
 
-def per_speaker(correct, speakers):
-    return {
-        str(s): round(float(np.mean(correct[speakers == s])), 4)
-        for s in np.unique(speakers)
-    }
-
-
 def train_baseline(x, y, val, epochs, seed):
     """A from-scratch log-mel CNN classifier on the same clips."""
     keras.utils.set_random_seed(seed)
@@ -300,7 +294,9 @@ def run_baseline(args):
             float(np.mean(val_predicted == val_labels)), 4
         ),
         "real_accuracy": round(float(real_correct.mean()), 4),
-        "real_per_speaker": per_speaker(real_correct, real["speakers"]),
+        "real_per_speaker": accuracy_per_speaker(
+            real_correct, real["speakers"]
+        ),
         "epochs": args.baseline_epochs,
         "backend": keras.config.backend(),
         "minutes": round((time.time() - start) / 60, 1),
@@ -429,7 +425,7 @@ def main(argv=None):
                 float(np.mean(flite_scores.argmax(-1) == flite_labels)), 4
             ),
             "real_accuracy": round(float(correct.mean()), 4),
-            "real_per_speaker": per_speaker(correct, speakers),
+            "real_per_speaker": accuracy_per_speaker(correct, speakers),
         }
     summary = {
         "zero_shot_weight": weight,
