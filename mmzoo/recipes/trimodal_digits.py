@@ -204,22 +204,13 @@ SUBSETS = {
 
 
 def evaluate_subsets(classifier, x, y):
-    """Accuracy with each subset of modalities.
+    """Accuracy with each subset of `SUBSETS` present (see
+    `mmzoo.recipes.av_digits.evaluate_subsets`)."""
+    from mmzoo.recipes import av_digits
 
-    The others are switched off with `modality_mask` (the same model output
-    as leaving their keys out), so every subset runs one compiled function.
-    """
-    modalities = classifier.backbone.modalities
-    num = len(y)
-    results = {}
-    for name, keys in SUBSETS.items():
-        mask = np.array([[m in keys for m in modalities]] * num, "int32")
-        logits = classifier.predict(
-            {**{m: x[m] for m in modalities}, "modality_mask": mask},
-            verbose=0,
-        )
-        results[name] = float((logits.argmax(-1) == y).mean())
-    return results
+    return av_digits.evaluate_subsets(
+        classifier, x, y, subsets=SUBSETS, batch_size=None
+    )
 
 
 def main(argv=None):
