@@ -121,7 +121,8 @@ def main(argv=None):
     )
     name = args.preset or best_fused_preset()
     classifier = mmzoo.models.MultimodalClassifier.from_preset(name)
-    metadata = mmzoo.list_presets().get(name, {})
+    presets = mmzoo.list_presets()
+    metadata = presets.get(name, {})
     print(f"loaded {name}: {metadata.get('description', '')}")
 
     if args.image or args.audio:
@@ -148,14 +149,14 @@ def main(argv=None):
     rows = [(name, classifier)] + [
         (other, mmzoo.models.MultimodalClassifier.from_preset(other))
         for other in UNIMODAL_PRESETS
-        if other in mmzoo.list_presets()
+        if other in presets
     ]
     print(
         f"\n{'preset':<22} {'modalities':<12} {'accuracy':>9} {'recorded':>9}"
     )
     for preset, model in rows:
         results = evaluate_subsets(model, x, y)
-        recorded = mmzoo.list_presets()[preset].get("test_accuracy", {})
+        recorded = presets[preset].get("test_accuracy", {})
         for subset in SUBSETS:
             if subset not in results:
                 continue
