@@ -59,7 +59,10 @@ def test_config_round_trip():
         (lambda x: {}, "no known modality"),
         (lambda x: {"modality_mask": np.ones((4, 3))}, "no known modality"),
         (lambda x: x["image"], "expects a dict"),
-        (lambda x: {"image": x["image"][0]}, "'image' expects images of shape"),
+        (
+            lambda x: {"image": x["image"][0, :, :, 0]},
+            "'image' expects images of shape",
+        ),
         (
             lambda x: {"audio": x["audio"][:, None]},
             "'audio'.*\\(batch, samples\\)",
