@@ -4,13 +4,27 @@ Every folder of the top-level `presets/` directory that holds a keras-hub
 preset (a `config.json`) is registered by its folder name when `mmzoo` is
 imported, so `MultimodalClassifier.from_preset("<folder name>")` works offline.
 In a built wheel the folder ships as `mmzoo/_presets/`.
+
+Each preset's `metadata.json` records the SHA-256 of its weight and asset
+files (`"file_sha256"`), checked before it loads. After replacing a
+preset's files by hand (retrained weights copied in), record them again:
+
+```
+python -m mmzoo.presets --stamp-digests presets/NAME [presets/OTHER ...]
+python -m mmzoo.presets --check presets/NAME
+```
 """
 
+import argparse
 import json
 import os
 import pathlib
+import sys
 
 from keras_hub.src.utils import preset_utils
+
+from mmzoo.utils import preset_files
+from mmzoo.utils.preset_files import stamp_digests  # noqa: F401 (public)
 
 _REGISTERED = {}
 
@@ -44,6 +58,8 @@ def register_presets_dir(path=None):
         return []
     names = []
     for folder in sorted(root.iterdir()):
+        if folder.name.startswith("."):
+            continue  # e.g. the temporary folder of a save in progress
         config_path = folder / preset_utils.CONFIG_FILE
         if not config_path.is_file():
             continue
@@ -108,8 +124,10 @@ def update_metadata(preset_dir, **fields):
     """Merge `fields` into a preset's `metadata.json`.
 
     keras-hub's `save_to_preset` writes `metadata.json` (Keras and keras-hub
-    versions, parameter count, date); mmzoo adds where the weights came from
-    and what they measure. The file is replaced atomically.
+    versions, parameter count, date) and mmzoo the digests of the weight
+    files (`"file_sha256"`); this adds where the weights came from and what
+    they measure, keeping the fields it is not given. The file is replaced
+    atomically.
     """
     path = os.path.join(preset_dir, preset_utils.METADATA_FILE)
     metadata = _read_json(path) if os.path.exists(path) else {}
@@ -120,3 +138,43 @@ def update_metadata(preset_dir, **fields):
         f.write("\n")
     os.replace(tmp, path)
     return metadata
+
+
+def main(argv=None):
+    """`python -m mmzoo.presets`: record or check presets' file digests."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mmzoo.presets",
+        description="Record (--stamp-digests) or check (--check) the SHA-256 "
+        "of preset folders' weight and asset files in their metadata.json.",
+    )
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument(
+        "--stamp-digests",
+        nargs="+",
+        metavar="PRESET_DIR",
+        help="record the digests of these folders' current files",
+    )
+    action.add_argument(
+        "--check",
+        nargs="+",
+        metavar="PRESET_DIR",
+        help="check these folders' files against their recorded digests",
+    )
+    args = parser.parse_args(argv)
+    failed = False
+    for directory in args.stamp_digests or []:
+        digests = stamp_digests(directory)
+        print(f"{directory}: recorded {len(digests)} file digests")
+    for directory in args.check or []:
+        try:
+            preset_files.check_preset_files(directory)
+        except (OSError, ValueError) as e:
+            failed = True
+            print(f"{directory}: FAILED: {e}")
+        else:
+            print(f"{directory}: ok")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

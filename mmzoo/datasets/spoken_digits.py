@@ -445,8 +445,19 @@ def synthesise_in_threads(synthesise, count, num_samples, verbose):
     return waves
 
 
-def _synthesise_one(executable, spec, sample_rate, num_samples):
-    command = [
+def espeak_command(executable, spec):
+    """The espeak-ng command line that synthesises one clip of `spec` (a
+    dict with `"voice"`, `"speed"`, `"pitch"` and `"word"`), as a list.
+
+    Example:
+    ```python
+    espeak_command("espeak-ng", {"voice": "fr-be+m3", "speed": 150,
+                                 "pitch": 40, "word": "sept"})
+    # ['espeak-ng', '-v', 'fr-be+m3', '-s', '150', '-p', '40', '--stdout',
+    #  'sept']
+    ```
+    """
+    return [
         executable,
         "-v",
         spec["voice"],
@@ -457,6 +468,10 @@ def _synthesise_one(executable, spec, sample_rate, num_samples):
         "--stdout",
         spec["word"],
     ]
+
+
+def _synthesise_one(executable, spec, sample_rate, num_samples):
+    command = espeak_command(executable, spec)
     try:
         result = subprocess.run(
             command,

@@ -7,14 +7,21 @@ weights still equal to the package's values (so a LoRA fine-tune stores its
 factors, a fine-tuned layer its new values, a frozen layer nothing). Loading
 rebuilds the model from its config, reads the package weights, then the
 stored ones. Task weights (heads) stay in keras-hub's `task.weights.h5`.
+
+Every save goes through `preset_files.writing` (a temporary folder swapped
+in at the end, file digests recorded) and every load of a local preset
+through `preset_files.check_preset_files` (digests, JSON and weight files
+checked first).
 """
 
-import json
 import os
+import zipfile
 
 import keras
 import numpy as np
 from keras_hub.src.utils import preset_utils
+
+from mmzoo.utils import preset_files
 
 DELTA_WEIGHTS_FILE = "model.delta.npz"
 _NUM_WEIGHTS = "__num_weights__"
@@ -72,10 +79,27 @@ def save_delta_weights(model, filepath):
 
 def load_delta_weights(model, filepath):
     """Load weights saved by `save_delta_weights` into `model`."""
+    try:
+        _load_delta_weights(model, filepath)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(
+            f"{filepath} is not a readable .npz weights file (truncated or "
+            f"damaged: {e}). Re-save the preset with `save_to_preset`; for a "
+            "preset shipped with mmzoo, reinstall mmzoo."
+        ) from e
+
+
+def _load_delta_weights(model, filepath):
     weights = model.weights
     with np.load(filepath, allow_pickle=False) as data:
         if _NUM_WEIGHTS not in data.files:
-            raise ValueError(f"{filepath} is not an mmzoo delta weights file.")
+            raise ValueError(
+                f"{filepath} is not an mmzoo delta weights file: it has no "
+                f"'{_NUM_WEIGHTS}' entry. Expected the file `save_to_preset` "
+                "writes for a model with package weights."
+            )
         count = int(data[_NUM_WEIGHTS])
         if count != len(weights):
             raise ValueError(
@@ -107,6 +131,24 @@ def _local_dir(preset):
     return handle if os.path.isdir(handle) else None
 
 
+def check_local_preset(preset, check_weights=True):
+    """Check a local preset's files before loading it (digests, JSON and
+    weight files: `preset_files.check_preset_files`); remote handles are
+    left to keras-hub."""
+    local = _local_dir(str(preset))
+    if local is not None:
+        preset_files.check_preset_files(local, check_weights=check_weights)
+
+
+def load_config(preset):
+    """A preset's `config.json`; for a local preset a missing or malformed
+    file is an error naming it."""
+    local = _local_dir(str(preset))
+    if local is not None:
+        return preset_files.read_json(local, preset_utils.CONFIG_FILE)
+    return preset_utils.load_json(str(preset), preset_utils.CONFIG_FILE)
+
+
 def _mixed_policy_workaround(directory):
     """The dtype to load a preset saved under a mixed policy with, or None.
 
@@ -118,8 +160,8 @@ def _mixed_policy_workaround(directory):
     path = os.path.join(directory, preset_utils.CONFIG_FILE)
     if not os.path.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        saved = json.load(f).get("config", {}).get("dtype")
+    config = preset_files.read_json(directory, preset_utils.CONFIG_FILE)
+    saved = config.get("config", {}).get("dtype")
     name = (
         saved.get("config", {}).get("name") if isinstance(saved, dict) else None
     )
@@ -150,17 +192,24 @@ def _load(load_fn, preset, load_weights, restore, **kwargs):
     """
     preset = str(preset)
     local = _local_dir(preset)
+    if local is not None:
+        preset_files.check_preset_files(local, check_weights=load_weights)
     if local is not None and kwargs.get("dtype") is None:
         kwargs["dtype"] = _mixed_policy_workaround(local)
     if not load_weights:
         return load_fn(preset, load_weights=False, **kwargs)
     if local is not None:
-        has_full = os.path.exists(
-            os.path.join(local, preset_utils.MODEL_WEIGHTS_FILE)
+        has_full = any(
+            os.path.exists(os.path.join(local, name))
+            for name in (
+                preset_utils.MODEL_WEIGHTS_FILE,
+                preset_utils.SHARDED_MODEL_WEIGHTS_CONFIG_FILE,
+            )
         )
-        has_delta = os.path.exists(os.path.join(local, DELTA_WEIGHTS_FILE))
-        if has_full or not has_delta:
+        if has_full:
             return load_fn(preset, load_weights=True, **kwargs)
+        # No full weights: package weights and the delta file, and
+        # `restore_weights` names the missing file if there are neither.
     else:
         try:
             return load_fn(preset, load_weights=True, **kwargs)
@@ -199,6 +248,12 @@ class TaskWeightsWithoutBackbone:
         if self.optimizer is not None:
             skip.append(self.optimizer)
         return skip
+
+    def save_to_preset(self, preset_dir, max_shard_size=10):
+        """Save the task (config, weights, backbone, preprocessor) to a
+        preset folder, atomically: see `preset_files.writing`."""
+        with preset_files.writing(preset_dir) as directory:
+            super().save_to_preset(directory, max_shard_size=max_shard_size)
 
     def save_task_weights(self, filepath):
         """Save the task's own weights: not the backbone's, nor the
@@ -242,9 +297,12 @@ def restore_weights(model, preset):
     has_delta = _has_file(preset, DELTA_WEIGHTS_FILE)
     if not package_layers(model) and not has_delta:
         raise FileNotFoundError(
-            f"The preset {preset} has neither {preset_utils.MODEL_WEIGHTS_FILE}"
-            f" nor {DELTA_WEIGHTS_FILE}, and its model takes no weights from "
-            "a package."
+            f"{preset_utils.MODEL_WEIGHTS_FILE} is missing from the preset "
+            f"{preset}: it has neither {preset_utils.MODEL_WEIGHTS_FILE} nor "
+            f"{DELTA_WEIGHTS_FILE}, and its model takes no weights from a "
+            "package. Re-save the preset with `save_to_preset` (for a preset "
+            "shipped with mmzoo, reinstall mmzoo), or pass "
+            "`load_weights=False` for an untrained model."
         )
     load_package_weights(model)
     if has_delta:
@@ -253,10 +311,16 @@ def restore_weights(model, preset):
 
 
 def save_backbone(model, save_fn, preset_dir, max_shard_size=10):
-    """`save_to_preset` that leaves package weights out.
+    """`save_to_preset` that leaves package weights out, written atomically
+    (see `preset_files.writing`).
 
     Without package-backed layers this is keras-hub's `save_to_preset`.
     """
+    with preset_files.writing(preset_dir) as directory:
+        _save_backbone(model, save_fn, directory, max_shard_size)
+
+
+def _save_backbone(model, save_fn, preset_dir, max_shard_size):
     save_fn(preset_dir, max_shard_size=max_shard_size)
     delta_path = os.path.join(preset_dir, DELTA_WEIGHTS_FILE)
     if not package_layers(model):
@@ -267,3 +331,19 @@ def save_backbone(model, save_fn, preset_dir, max_shard_size=10):
     # the config and metadata, store only what the packages do not hold.
     os.remove(os.path.join(preset_dir, preset_utils.MODEL_WEIGHTS_FILE))
     save_delta_weights(model, delta_path)
+
+
+def save_preprocessor(save_fn, preset_dir):
+    """`save_to_preset` for a preprocessor, written atomically.
+
+    Saved on its own, a preprocessor joins the model already in
+    `preset_dir` (its config, metadata and weights are kept) and replaces
+    the previous preprocessor's files; inside a task's save it writes into
+    the task's folder.
+
+    Args:
+        save_fn: keras-hub's `save_to_preset` bound to the preprocessor.
+        preset_dir: the preset folder.
+    """
+    with preset_files.writing(preset_dir, replace=False) as directory:
+        save_fn(directory)

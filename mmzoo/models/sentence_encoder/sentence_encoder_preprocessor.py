@@ -87,5 +87,17 @@ class SentenceEncoderPreprocessor(TextClassifierPreprocessor):
 
     @classmethod
     def from_preset(cls, preset, config_file="preprocessor.json", **kwargs):
+        """Instantiate from a preset, e.g. `"minilm_l6_en"`; a local
+        preset's JSON and asset files are checked first."""
+        from mmzoo.utils import preset_weights
+
         check_preset(preset)
+        preset_weights.check_local_preset(preset, check_weights=False)
         return super().from_preset(preset, config_file=config_file, **kwargs)
+
+    def save_to_preset(self, preset_dir):
+        """Save to a preset folder, atomically; saved on its own it joins
+        the model already there (`preset_weights.save_preprocessor`)."""
+        from mmzoo.utils import preset_weights
+
+        preset_weights.save_preprocessor(super().save_to_preset, preset_dir)

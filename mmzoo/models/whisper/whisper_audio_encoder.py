@@ -2,9 +2,7 @@ import keras
 from keras_hub.layers import PositionEmbedding
 from keras_hub.models import Backbone
 from keras_hub.src.models.whisper.whisper_encoder import WhisperEncoder
-from keras_hub.src.utils.preset_utils import CONFIG_FILE
 from keras_hub.src.utils.preset_utils import check_config_class
-from keras_hub.src.utils.preset_utils import load_json
 
 from mmzoo.api_export import mmzoo_export
 from mmzoo.layers.masked_average_pooling import MaskedAveragePooling
@@ -242,7 +240,7 @@ class WhisperAudioEncoder(Backbone):
         are read from the package, others from the preset's files.
         """
         check_preset(preset)
-        config = load_json(str(preset), CONFIG_FILE)
+        config = preset_weights.load_config(preset)
         if issubclass(check_config_class(config), cls):
             return preset_weights.load_backbone(
                 super().from_preset, preset, load_weights, **kwargs

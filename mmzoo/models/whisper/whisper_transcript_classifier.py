@@ -3,9 +3,13 @@ import numpy as np
 from keras import ops
 from keras_hub.models import Preprocessor
 from keras_hub.models import Task
+from keras_hub.src.utils.tensor_utils import convert_to_numpy
 
 from mmzoo.api_export import mmzoo_export
 from mmzoo.layers.masked_average_pooling import MaskedAveragePooling
+from mmzoo.layers.preprocessing.whisper_audio_converter import (
+    WHISPER_SAMPLE_RATE,
+)
 from mmzoo.layers.preprocessing.whisper_audio_converter import (
     WhisperAudioConverter,
 )
@@ -16,6 +20,7 @@ from mmzoo.models.whisper.whisper_transcript_scorer import (
 )
 from mmzoo.presets import check_preset
 from mmzoo.utils import preset_weights
+from mmzoo.utils.resampling import check_rate
 
 # Token-level spellings tried for each transcript: as given, capitalised,
 # and each with a full stop (Whisper writes "Seven." for a lone word).
@@ -35,12 +40,14 @@ def transcript_variants(text):
 
 @mmzoo_export("mmzoo.models.WhisperAudioClassifierPreprocessor")
 class WhisperAudioClassifierPreprocessor(Preprocessor):
-    """Raw 16 kHz waveforms to Whisper log-mel features, for a classifier.
+    """Raw waveforms to Whisper log-mel features, for a classifier.
 
     Holds the `audio_converter` (`mmzoo.layers.WhisperAudioConverter`, its
     window fixes the input length) and the `tokenizer`
     (`mmzoo.models.WhisperTokenizer`) a `WhisperTranscriptClassifier` uses
-    to spell its class transcripts.
+    to spell its class transcripts. `call(x, sample_rate=None)` takes
+    what the converter takes: audio at 16 kHz unless `sample_rate` says
+    otherwise (then it is resampled).
 
     Example:
     ```python
@@ -65,13 +72,26 @@ class WhisperAudioClassifierPreprocessor(Preprocessor):
         self.audio_converter = audio_converter
         self.tokenizer = tokenizer
 
-    def check_values(self, audio):
-        """Eager checks of raw waveforms (rank, dtype, empty, NaN)."""
-        self.audio_converter._check(audio, None)
+    def check_values(self, audio, sample_rate=None):
+        """Eager checks of raw waveforms (the converter's errors)."""
+        self.audio_converter.standardize(audio, sample_rate)
 
-    def call(self, x, y=None, sample_weight=None):
-        features = self.audio_converter(x)
+    def call(self, x, y=None, sample_weight=None, sample_rate=None):
+        features = self.audio_converter(x, sample_rate=sample_rate)
         return keras.utils.pack_x_y_sample_weight(features, y, sample_weight)
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        """Instantiate from a preset, e.g. `"whisper_spoken_digits"`; a
+        local preset's JSON and asset files are checked first."""
+        check_preset(preset)
+        preset_weights.check_local_preset(preset, check_weights=False)
+        return super().from_preset(preset, **kwargs)
+
+    def save_to_preset(self, preset_dir):
+        """Save to a preset folder, atomically; saved on its own it joins
+        the model already there (`preset_weights.save_preprocessor`)."""
+        preset_weights.save_preprocessor(super().save_to_preset, preset_dir)
 
 
 @mmzoo_export("mmzoo.models.WhisperTranscriptClassifier")
@@ -218,10 +238,14 @@ class WhisperTranscriptClassifier(
         x = self.output_dense(self.head_dropout(self.hidden_dense(pooled)))
         return keras.Model(pooled, x, name="head")
 
-    def pooled_features(self, audio, batch_size=32):
-        """The mean encoder output of raw waveforms, `(n, hidden_dim)`."""
+    def pooled_features(self, audio, batch_size=32, sample_rate=None):
+        """The mean encoder output of raw waveforms, `(n, hidden_dim)`.
+
+        `audio` in any form `predict` takes, at `sample_rate` (`None`:
+        16 kHz)."""
         pooled = keras.Model(self.input, self.pooler(self.encoder(self.input)))
         features = self.preprocessor.audio_converter
+        audio = features.standardize(audio, sample_rate)
         out = []
         progbar = keras.utils.Progbar(len(audio), unit_name="clip")
         for start in range(0, len(audio), batch_size):
@@ -245,20 +269,144 @@ class WhisperTranscriptClassifier(
             optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
         )
 
-    def _check_raw(self, x):
-        if self.preprocessor is not None and not _is_dataset(x):
-            self.preprocessor.check_values(x)
+    def _prepare(self, x, y, sample_rate, method):
+        """Eagerly checked 16 kHz windows `(batch, samples)` and labels.
 
-    def fit(self, x=None, y=None, **kwargs):
-        self._check_raw(x)
+        In-memory audio (anything `WhisperAudioConverter` takes) is checked,
+        mixed down, resampled from `sample_rate` and padded or trimmed
+        here, so every later step sees one dense batch. A `tf.data.Dataset`
+        is resampled inside the pipeline when `sample_rate` is declared.
+        """
+        if sample_rate is not None:
+            sample_rate = check_rate(sample_rate)
+        if _is_tf_dataset(x):
+            return self._dataset_at_rate(x, sample_rate), y
+        if x is None or _is_dataset(x):
+            if sample_rate not in (None, WHISPER_SAMPLE_RATE):
+                raise ValueError(
+                    f"`{method}(..., sample_rate={sample_rate})` resamples "
+                    "arrays, lists of clips, tf.RaggedTensors and tf.data "
+                    f"datasets to {WHISPER_SAMPLE_RATE} Hz. Received "
+                    f"{type(x).__name__}; resample it to "
+                    f"{WHISPER_SAMPLE_RATE} Hz first."
+                )
+            return x, y
+        if _is_iterator(x):
+            raise ValueError(
+                f"`WhisperTranscriptClassifier.{method}` takes waveforms (an "
+                "array, a list of clips, a tf.RaggedTensor) or a "
+                f"tf.data.Dataset. Received a {type(x).__name__}; wrap it, "
+                "e.g. `tf.data.Dataset.from_generator(...)`, or collect "
+                "the clips into a list."
+            )
+        if self.preprocessor is None:
+            if sample_rate is not None:
+                raise ValueError(
+                    f"`{method}(..., sample_rate=...)` needs the "
+                    "preprocessor, which resamples raw audio; this "
+                    "classifier has none, so it takes log-mel features."
+                )
+            return x, y
+        audio = self.preprocessor.audio_converter.standardize(x, sample_rate)
+        if y is not None:
+            y = self._check_labels(y, len(audio))
+        return audio, y
+
+    def _dataset_at_rate(self, dataset, sample_rate):
+        if sample_rate in (None, WHISPER_SAMPLE_RATE):
+            return dataset
+        if self.preprocessor is None:
+            raise ValueError(
+                "`sample_rate` needs the preprocessor, which resamples raw "
+                "audio; this classifier has none, so it takes log-mel "
+                "features."
+            )
+        converter = self.preprocessor.audio_converter
+
+        def at_16k(*element):
+            data = element[0] if len(element) == 1 else element
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+            x = converter._symbolic(x, sample_rate)
+            return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+
+        return dataset.map(at_16k)
+
+    def _check_labels(self, y, batch):
+        """Class ids `(batch,)` in `[0, num_classes)`, as int32."""
+        expected = (
+            f"integer class ids in [0, {self.num_classes - 1}], one per clip"
+        )
+        if isinstance(y, dict):
+            raise ValueError(
+                f"`y` must hold {expected}. Received a dict with keys "
+                f"{sorted(map(str, y))}."
+            )
+        labels = convert_to_numpy(y)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.ndim != 1:
+            hint = ""
+            if labels.ndim == 2 and labels.shape[1] == self.num_classes:
+                hint = "; for one-hot labels pass `y.argmax(-1)`"
+            raise ValueError(
+                f"`y` must hold {expected}, shape ({batch},). Received "
+                f"shape {labels.shape}{hint}."
+            )
+        if len(labels) != batch:
+            raise ValueError(
+                f"`y` must hold {expected}: got {batch} clips but "
+                f"{len(labels)} labels."
+            )
+        if labels.dtype.kind not in "iuf" or (
+            labels.dtype.kind == "f"
+            and not np.all(np.isfinite(labels) & (labels == np.round(labels)))
+        ):
+            raise ValueError(
+                f"`y` must hold {expected}. Received dtype {labels.dtype} "
+                f"with values {labels[:5].tolist()}..."
+            )
+        outside = (labels < 0) | (labels >= self.num_classes)
+        if np.any(outside):
+            row = int(np.argmax(outside))
+            raise ValueError(
+                f"`y` must hold {expected}. Received {labels[row]:g} at "
+                f"row {row}."
+            )
+        return labels.astype("int32")
+
+    def _prepare_validation(self, validation_data, sample_rate):
+        if validation_data is None or _is_dataset(validation_data):
+            return self._prepare(validation_data, None, sample_rate, "fit")[0]
+        if not isinstance(validation_data, (tuple, list)) or not (
+            2 <= len(validation_data) <= 3
+        ):
+            raise ValueError(
+                "`validation_data` must be (x, y), (x, y, sample_weight) or "
+                f"a dataset. Received: {type(validation_data).__name__}"
+            )
+        x, y, *rest = validation_data
+        x, y = self._prepare(x, y, sample_rate, "fit")
+        return (x, y, *rest)
+
+    def fit(self, x=None, y=None, *, sample_rate=None, **kwargs):
+        """`keras.Model.fit` on raw audio; `sample_rate` declares its rate
+        (resampled to 16 kHz; `None`: 16 kHz). `y`: class ids, checked."""
+        x, y = self._prepare(x, y, sample_rate, "fit")
+        if "validation_data" in kwargs:
+            kwargs["validation_data"] = self._prepare_validation(
+                kwargs["validation_data"], sample_rate
+            )
         return super().fit(x=x, y=y, **kwargs)
 
-    def evaluate(self, x=None, y=None, **kwargs):
-        self._check_raw(x)
+    def evaluate(self, x=None, y=None, *, sample_rate=None, **kwargs):
+        """`keras.Model.evaluate` on raw audio; `sample_rate` as in `fit`."""
+        x, y = self._prepare(x, y, sample_rate, "evaluate")
         return super().evaluate(x=x, y=y, **kwargs)
 
-    def predict(self, x=None, **kwargs):
-        self._check_raw(x)
+    def predict(self, x=None, *, sample_rate=None, **kwargs):
+        """`keras.Model.predict` on raw audio: one clip `(samples,)` gives
+        `(1, num_classes)`; `sample_rate` as in `fit`."""
+        x, _ = self._prepare(x, None, sample_rate, "predict")
         return super().predict(x=x, **kwargs)
 
     @classmethod
@@ -288,15 +436,30 @@ class WhisperTranscriptClassifier(
         return config
 
 
-def _is_dataset(x):
+def _is_tf_dataset(x):
     try:
         import tensorflow as tf
-
-        if isinstance(x, tf.data.Dataset):
-            return True
     except ImportError:
-        pass
-    return x is None
+        return False
+    return isinstance(x, tf.data.Dataset)
+
+
+def _is_dataset(x):
+    """A dataset keras-hub maps the preprocessor over (tf.data, grain)."""
+    if _is_tf_dataset(x):
+        return True
+    try:
+        import grain
+    except ImportError:
+        return False
+    return isinstance(x, (grain.MapDataset, grain.IterDataset))
+
+
+def _is_iterator(x):
+    """Generators, iterators and `keras.utils.PyDataset`s."""
+    return isinstance(x, keras.utils.PyDataset) or (
+        hasattr(x, "__next__") and not hasattr(x, "shape")
+    )
 
 
 def _check_transcripts(class_transcripts):
