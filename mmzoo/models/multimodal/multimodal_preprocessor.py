@@ -670,19 +670,3 @@ class MultimodalPreprocessor(Preprocessor):
         from mmzoo.utils import preset_weights
 
         preset_weights.save_preprocessor(super().save_to_preset, preset_dir)
-
-    @classmethod
-    def from_preset(cls, preset, **kwargs):
-        """Instantiate from a preset; a local preset's JSON and asset files
-        are checked first (`preset_weights.check_local_preset`)."""
-        from mmzoo.utils import preset_weights
-
-        preset_weights.check_local_preset(preset, check_weights=False)
-        return super().from_preset(preset, **kwargs)
-
-    def save_to_preset(self, preset_dir):
-        """Save to a preset folder, atomically; saved on its own it joins
-        the model already there (`preset_weights.save_preprocessor`)."""
-        from mmzoo.utils import preset_weights
-
-        preset_weights.save_preprocessor(super().save_to_preset, preset_dir)
