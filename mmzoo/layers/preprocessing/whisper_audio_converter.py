@@ -3,17 +3,53 @@ import numpy as np
 from keras_hub.src.utils.tensor_utils import convert_to_numpy
 
 from mmzoo.api_export import mmzoo_export
+from mmzoo.utils.resampling import check_rate
+from mmzoo.utils.resampling import resample
 
 WHISPER_SAMPLE_RATE = 16000
+# A trailing axis at most this long is read as channels, never as samples.
+MAX_CHANNELS = 8
+# Float waveforms are nominally in [-1, 1]; a larger peak than this (24 dB
+# over full scale) is integer PCM cast to float without scaling.
+MAX_AMPLITUDE = 16.0
+_PCM_SCALING = {
+    "int8": "`x / 128.0`",
+    "uint8": "`(x - 128) / 128.0`",
+    "int16": "`x / 32768.0`",
+    "int32": "`x / 2147483648.0`",
+}
 
 
-def _is_symbolic(audio):
+def _tf():
     try:
         import tensorflow as tf
     except ImportError:
-        return False
-    return isinstance(audio, (tf.Tensor, tf.RaggedTensor)) and (
-        not tf.executing_eagerly()
+        return None
+    return tf
+
+
+def _is_symbolic(audio):
+    tf = _tf()
+    return (
+        tf is not None
+        and isinstance(audio, (tf.Tensor, tf.RaggedTensor))
+        and not tf.executing_eagerly()
+    )
+
+
+def _is_ragged(audio):
+    tf = _tf()
+    return tf is not None and isinstance(audio, tf.RaggedTensor)
+
+
+def _dtype_error(dtype, where=""):
+    dtype = np.dtype(dtype) if not isinstance(dtype, str) else dtype
+    name = str(dtype)
+    scaling = _PCM_SCALING.get(name, "e.g. `x / 32768.0` for int16")
+    return ValueError(
+        "Modality 'audio' expects float waveforms (e.g. float32 in [-1, 1])"
+        f". Received dtype {name}{where}; integer PCM is not scaled "
+        f"implicitly: scale it first, {scaling}."
     )
 
 
@@ -23,14 +59,33 @@ class WhisperAudioConverter(keras_hub.layers.WhisperAudioConverter):
 
     keras-hub's `WhisperAudioConverter` (the features Whisper was trained
     on: a 25 ms Hann window every 10 ms, 80 mel bins, log10, clipped 8 below
-    the clip's maximum, scaled to about [-1, 1]), with two additions:
+    the clip's maximum, scaled to about [-1, 1]), with these additions:
 
     - windows of any length, including fractions of a second
-      (`max_audio_length=1.5`): waveforms are zero-padded or trimmed to it,
-      giving `100 × max_audio_length` frames;
-    - clear errors for bad input: a rank other than 1 or 2, a non-float
-      dtype, empty audio, NaN or infinite samples, or a sample rate other
-      than the 16 kHz Whisper was trained on.
+      (`max_audio_length=1.5`): waveforms are zero-padded at the end or
+      trimmed to it, giving `100 × max_audio_length` frames;
+    - a declared sample rate: `converter(audio, sample_rate=8000)`
+      resamples the audio to 16 kHz (`mmzoo.utils.resampling.resample`, a
+      polyphase filter) before computing features. Undeclared
+      (`sample_rate=None`), the audio is taken to be at 16 kHz, as before.
+    - every input form, checked eagerly: an array `(samples,)` (one clip;
+      the features come back unbatched, `(frames, 80)`) or `(batch,
+      samples)`; a list of clips of different lengths; a
+      `tf.RaggedTensor` `(batch, None)`. Each clip is padded or trimmed to
+      the window.
+    - stereo: `(batch, samples, channels)`, or list clips `(samples,
+      channels)`, with at most 8 channels, are mixed down to mono by
+      averaging the channels. Channels-first audio, and a 2-D array whose
+      last axis is 8 or shorter (one clip `(samples, channels)`, not a
+      batch of 8-sample clips), are refused.
+    - clear errors for bad input: a dict, a rank other than those above,
+      a non-float dtype (integer PCM is refused, never scaled implicitly:
+      the message gives the scaling, e.g. `x / 32768.0` for int16),
+      float samples beyond ±16 (integer PCM cast to float), an empty batch
+      or clip, NaN or infinite samples.
+
+    Inside a `tf.data` pipeline (graph mode) only the rank and dtype can be
+    checked; a declared rate is resampled there with `tf.numpy_function`.
 
     It is the `audio_converter` of a `mmzoo.models.MultimodalPreprocessor`
     whose audio encoder is a `mmzoo.models.WhisperAudioEncoder`.
@@ -41,16 +96,17 @@ class WhisperAudioConverter(keras_hub.layers.WhisperAudioConverter):
         **kwargs: the other arguments of keras-hub's converter.
 
     Call arguments:
-        audio: float waveforms in [-1, 1], `(samples,)` or `(batch,
-            samples)`, at 16 kHz.
-        sample_rate: optional int. The rate `audio` was recorded at; a
-            mismatch raises an error instead of computing wrong features.
+        audio: float waveforms in [-1, 1], in any form listed above.
+        sample_rate: optional int. The rate `audio` was recorded at, in Hz;
+            resampled to 16 kHz when it differs. `None`: 16 kHz.
 
     Example:
     ```python
     converter = mmzoo.layers.WhisperAudioConverter(max_audio_length=2)
     converter(np.zeros((4, 30000), "float32")).shape  # (4, 200, 80)
-    converter(audio_8k, sample_rate=8000)  # ValueError: resample first
+    converter(np.zeros((4, 15000), "float32"), sample_rate=8000).shape
+    # (4, 200, 80): resampled to 16 kHz first
+    converter([np.zeros(9000), np.zeros(40000)]).shape  # (2, 200, 80)
     ```
     """
 
@@ -61,8 +117,8 @@ class WhisperAudioConverter(keras_hub.layers.WhisperAudioConverter):
             raise ValueError(
                 "Whisper's features are defined on 16 kHz audio; "
                 f"`sampling_rate` must be 16000. Received: {sampling_rate}. "
-                "Resample the audio first, e.g. "
-                "`scipy.signal.resample_poly(audio, 16000, rate, axis=-1)`."
+                "Declare the rate of your audio when calling instead, e.g. "
+                "`converter(audio, sample_rate=8000)`, and it is resampled."
             )
         if not max_audio_length > 0:
             raise ValueError(
@@ -87,65 +143,184 @@ class WhisperAudioConverter(keras_hub.layers.WhisperAudioConverter):
     def audio_shape(self):
         return (self.num_frames, self.num_mels)
 
-    def _check(self, audio, sample_rate):
-        if sample_rate is not None and int(sample_rate) != self.sampling_rate:
+    # --- Eager path ---------------------------------------------------------
+
+    def _rows(self, audio):
+        """Checked mono clips as a list of 1-D arrays, and if unbatched."""
+        if isinstance(audio, dict):
             raise ValueError(
-                f"Modality 'audio' was declared at {sample_rate} Hz; Whisper "
-                f"takes {self.sampling_rate} Hz. Resample it first, e.g. "
-                "`scipy.signal.resample_poly(audio, 16000, "
-                f"{sample_rate}, axis=-1)`."
+                "Modality 'audio' expects waveforms (an array, a list of "
+                "clips or a tf.RaggedTensor), not a dict. Received a dict "
+                f"with keys {sorted(map(str, audio))}; pass the waveforms "
+                "themselves."
             )
-        if _is_symbolic(audio):
-            shape, dtype = audio.shape, audio.dtype
-            if shape.rank is not None and shape.rank not in (1, 2):
-                raise ValueError(
-                    "Modality 'audio' expects float waveforms of shape "
-                    "(samples,) or (batch, samples). Received shape "
-                    f"{tuple(shape)}."
-                )
-            if not dtype.is_floating:
-                raise ValueError(
-                    "Modality 'audio' expects float waveforms (e.g. float32 "
-                    f"in [-1, 1]). Received dtype {dtype.name}."
-                )
-            return
-        if (
-            isinstance(audio, (list, tuple))
-            and audio
-            and all(np.ndim(row) == 1 for row in audio)
+        if isinstance(audio, (list, tuple)) and not audio:
+            raise ValueError(
+                "Modality 'audio' got an empty list; expected at least one "
+                "waveform."
+            )
+        if isinstance(audio, (list, tuple)) and any(
+            np.ndim(row) >= 1 for row in audio
         ):
-            rows = [np.asarray(row) for row in audio]
-        else:
-            array = convert_to_numpy(audio)
-            if array.ndim not in (1, 2):
+            return [self._clip(row, i) for i, row in enumerate(audio)], False
+        if _is_ragged(audio):
+            values = audio.flat_values.numpy()
+            splits = audio.nested_row_splits
+            if len(splits) != 1 or values.ndim != 1:
                 raise ValueError(
-                    "Modality 'audio' expects float waveforms of shape "
-                    "(samples,) or (batch, samples). Received shape "
-                    f"{array.shape}."
+                    "Modality 'audio' expects a tf.RaggedTensor of shape "
+                    f"(batch, None). Received shape {tuple(audio.shape)}."
                 )
-            rows = [array] if array.ndim == 1 else list(array)
+            bounds = splits[0].numpy()
+            rows = [values[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+            return [self._clip(row, i) for i, row in enumerate(rows)], False
+        array = convert_to_numpy(audio)
+        if array.dtype == object:
+            raise ValueError(
+                "Modality 'audio' expects float waveforms. Received an "
+                f"object array of shape {array.shape}; pass a list of 1-D "
+                "clips for clips of different lengths."
+            )
+        if array.ndim == 1:
+            return [self._clip(array, None)], True
+        if array.ndim == 2 and array.shape[-1] <= MAX_CHANNELS:
+            raise ValueError(
+                "Modality 'audio' expects (batch, samples). Received shape "
+                f"{array.shape}: clips of {array.shape[-1]} samples, or one "
+                "clip (samples, channels)? Give one multichannel clip as "
+                "(1, samples, channels), or mix it down first, e.g. "
+                "`x.mean(axis=-1)`."
+            )
+        if array.ndim == 3:
+            if array.shape[-1] > MAX_CHANNELS:
+                raise ValueError(
+                    "Modality 'audio' takes multichannel audio as (batch, "
+                    f"samples, channels) with at most {MAX_CHANNELS} "
+                    f"channels. Received shape {array.shape}; transpose "
+                    "channels-first audio, e.g. `np.swapaxes(x, 1, 2)`."
+                )
+            self._check_dtype(array.dtype, "")
+            array = array.mean(axis=-1)
+        if array.ndim != 2:
+            raise ValueError(
+                "Modality 'audio' expects float waveforms of shape "
+                "(samples,), (batch, samples) or (batch, samples, channels)"
+                f". Received shape {array.shape}."
+            )
+        self._check_dtype(array.dtype, "")
+        return [self._clip(row, i) for i, row in enumerate(array)], False
+
+    def _check_dtype(self, dtype, where):
+        if np.dtype(dtype).kind != "f":
+            raise _dtype_error(dtype, where)
+
+    def _check_values(self, clip, row):
+        where = "" if row is None else f" at row {row}"
+        if clip.shape[-1] == 0:
+            raise ValueError(
+                f"Modality 'audio' got an empty waveform{where} (shape "
+                f"{clip.shape}); expected at least one sample."
+            )
+        finite = np.isfinite(clip)
+        if not np.all(finite):
+            bad = np.argwhere(~finite)[0]
+            at = "" if row is not None else f" at index {tuple(bad)}"
+            raise ValueError(
+                f"Modality 'audio' has NaN or infinite samples{where}{at}; "
+                "expected finite float waveforms."
+            )
+        peak = float(np.max(np.abs(clip)))
+        if peak > MAX_AMPLITUDE:
+            raise ValueError(
+                "Modality 'audio' expects float waveforms in [-1, 1]. "
+                f"Received a peak of {peak:g}{where} (more than "
+                f"{MAX_AMPLITUDE:g}): integer PCM cast to float? Scale it, "
+                "e.g. `x / 32768.0` for 16-bit PCM."
+            )
+
+    def _clip(self, row, i):
+        """One clip of a list or ragged batch, checked and mixed to mono."""
+        if row is None:
+            raise ValueError(
+                f"Modality 'audio' got None at row {i}; expected a waveform."
+            )
+        where = "" if i is None else f" at row {i}"
+        clip = convert_to_numpy(row)
+        if clip.ndim == 2 and 1 <= clip.shape[-1] <= MAX_CHANNELS:
+            self._check_dtype(clip.dtype, where)
+            clip = clip.mean(axis=-1)
+        if clip.ndim != 1:
+            expected = "(samples,)" + (
+                "" if i is None else " or (samples, channels)"
+            )
+            raise ValueError(
+                f"Modality 'audio' expects each clip of shape {expected}. "
+                f"Received shape {clip.shape}{where}."
+            )
+        self._check_dtype(clip.dtype, where)
+        self._check_values(clip, i)
+        return clip
+
+    def standardize(self, audio, sample_rate=None):
+        """Eagerly turns any accepted audio into `(batch, num_samples)`.
+
+        Checks it (the errors listed in the class docstring), mixes it down
+        to mono, resamples it from `sample_rate` to 16 kHz when declared,
+        and pads or trims each clip to the window. A 1-D clip gives a batch
+        of one.
+
+        Returns:
+            float32 numpy array `(batch, num_samples)`.
+        """
+        return self._standardize(audio, sample_rate)[0]
+
+    def _standardize(self, audio, sample_rate):
+        if sample_rate is not None:
+            sample_rate = check_rate(sample_rate)
+        rows, unbatched = self._rows(audio)
         if not rows:
             raise ValueError(
                 "Modality 'audio' got an empty batch; expected at least one "
                 "waveform."
             )
+        if sample_rate is not None:
+            rows = resample(rows, sample_rate, self.sampling_rate)
+        batch = np.zeros((len(rows), self.num_samples), "float32")
         for i, row in enumerate(rows):
-            if row.dtype.kind != "f":
-                raise ValueError(
-                    "Modality 'audio' expects float waveforms (e.g. float32 "
-                    f"in [-1, 1]). Received dtype {row.dtype}; scale integer "
-                    "PCM first, e.g. `x / 32768.0`."
-                )
-            if row.size == 0:
-                raise ValueError(
-                    f"Modality 'audio' got an empty waveform at row {i}; "
-                    "expected at least one sample."
-                )
-            if not np.all(np.isfinite(row)):
-                raise ValueError(
-                    f"Modality 'audio' has NaN or infinite samples at row {i}."
-                )
+            row = row[: self.num_samples]
+            batch[i, : len(row)] = row
+        return batch, unbatched
+
+    # --- Graph (tf.data) path ------------------------------------------------
+
+    def _symbolic(self, audio, sample_rate):
+        """Checks what a graph tensor shows, and resamples a declared rate."""
+        tf = _tf()
+        shape, dtype = audio.shape, audio.dtype
+        if shape.rank is not None and shape.rank not in (1, 2):
+            raise ValueError(
+                "Modality 'audio' expects float waveforms of shape "
+                "(samples,) or (batch, samples) inside tf.data. Received "
+                f"shape {tuple(shape)}."
+            )
+        if not dtype.is_floating:
+            raise _dtype_error(dtype.name)
+        if sample_rate is None or sample_rate == self.sampling_rate:
+            return audio
+        if _is_ragged(audio):
+            audio = audio.to_tensor()
+        rank = audio.shape.rank
+        audio = tf.numpy_function(
+            lambda a: resample(a, sample_rate, self.sampling_rate),
+            [audio],
+            audio.dtype,
+        )
+        return tf.ensure_shape(audio, [None] * rank)
 
     def call(self, audio, sample_rate=None):
-        self._check(audio, sample_rate)
-        return super().call(audio)
+        if sample_rate is not None:
+            sample_rate = check_rate(sample_rate)
+        if _is_symbolic(audio):
+            return super().call(self._symbolic(audio, sample_rate))
+        batch, unbatched = self._standardize(audio, sample_rate)
+        return super().call(batch[0] if unbatched else batch)
