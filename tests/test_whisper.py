@@ -234,19 +234,27 @@ def test_converter_windows_and_bad_input():
     np.testing.assert_allclose(features[:, :48], expected[:, :48], atol=1e-5)
 
     bad = {
-        "expects float waveforms of shape": np.zeros((2, 3, 4), "float32"),
+        "expects float waveforms of shape": np.zeros((2, 3, 4, 5), "float32"),
         "expects float waveforms \\(e.g.": np.zeros((2, 100), "int16"),
         "empty waveform at row 0": np.zeros((2, 0), "float32"),
         "NaN or infinite samples at row 1": np.array(
-            [[0.0, 0.1], [np.nan, 0.0]], "float32"
+            [[0.0] * 10, [np.nan] + [0.0] * 9], "float32"
         ),
         "empty batch": np.zeros((0, 10), "float32"),
     }
     for message, value in bad.items():
         with pytest.raises(ValueError, match=message):
             converter(value)
-    with pytest.raises(ValueError, match="declared at 8000 Hz"):
-        converter(audio, sample_rate=8000)
+    # Declared 8 kHz audio is resampled to 16 kHz (a polyphase filter).
+    from scipy.signal import resample_poly
+
+    audio_8k = audio[:, :3000]
+    expected = converter(resample_poly(audio_8k, 2, 1, axis=-1))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(converter(audio_8k, sample_rate=8000)),
+        keras.ops.convert_to_numpy(expected),
+        atol=1e-6,
+    )
     with pytest.raises(ValueError, match="must be 16000"):
         mmzoo.layers.WhisperAudioConverter(sampling_rate=8000)
     with pytest.raises(ValueError, match="positive number of seconds"):

@@ -410,7 +410,9 @@ def test_rejects_bad_audio(shared):
     nan[1, 10] = np.nan
     with pytest.raises(ValueError, match="'audio' has NaN"):
         classifier.predict(nan, verbose=0)
-    with pytest.raises(ValueError, match="'audio' expects .* shape"):
+    with pytest.raises(ValueError, match="transpose channels-first audio"):
         classifier.predict(audio[None], verbose=0)
+    with pytest.raises(ValueError, match="'audio' expects float waveforms of"):
+        classifier.predict(audio[None, None], verbose=0)
     with pytest.raises(ValueError, match="'audio' has NaN"):
         classifier.fit(nan, np.array([0, 1]), verbose=0)

@@ -183,7 +183,7 @@ class WhisperAudioConverter(keras_hub.layers.WhisperAudioConverter):
             )
         if array.ndim == 1:
             return [self._clip(array, None)], True
-        if array.ndim == 2 and array.shape[-1] <= MAX_CHANNELS:
+        if array.ndim == 2 and 1 <= array.shape[-1] <= MAX_CHANNELS:
             raise ValueError(
                 "Modality 'audio' expects (batch, samples). Received shape "
                 f"{array.shape}: clips of {array.shape[-1]} samples, or one "
