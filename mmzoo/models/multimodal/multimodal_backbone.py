@@ -10,6 +10,7 @@ from mmzoo.presets import check_preset
 from mmzoo.utils import preset_weights
 from mmzoo.utils.modality_checks import MODALITY_MASK
 from mmzoo.utils.modality_checks import check_mask_shape
+from mmzoo.utils.modality_checks import check_mask_values
 from mmzoo.utils.modality_checks import present_modalities
 
 
@@ -20,6 +21,18 @@ def _to_tensor(x):
     if _is_string_dtype(x.dtype):
         return x
     return ops.convert_to_tensor(x)
+
+
+def _concrete_numpy(x):
+    """`x` as numpy if its values are known now, else `None` (symbolic)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, keras.KerasTensor):
+        return None
+    try:
+        return np.asarray(ops.convert_to_numpy(x))
+    except Exception:  # a traced or graph tensor: values unknown
+        return None
 
 
 def _is_string_dtype(dtype):
@@ -206,8 +219,10 @@ class MultimodalBackbone(Backbone):
 
         Raises a `ValueError` naming the modality for an unknown key, no
         known modality, a wrong structure, rank or dtype, or mismatched
-        batch sizes. Missing modalities get zero placeholders and a 0 in
-        `"modality_mask"`.
+        batch sizes; and, when `"modality_mask"` is concrete (eager, not
+        traced), for a value other than 0/1 or a row with no modality
+        present (symbolic masks cannot be checked). Missing modalities get
+        zero placeholders and a 0 in `"modality_mask"`.
         """
         present = present_modalities(
             inputs, self.modalities, "MultimodalBackbone"
@@ -276,6 +291,12 @@ class MultimodalBackbone(Backbone):
                         f"'{MODALITY_MASK}' has batch size {shape[0]} but the "
                         f"modalities have {batch_sizes}."
                     )
+            concrete = _concrete_numpy(mask)
+            if concrete is not None:
+                # Values can only be checked on concrete (eager) tensors.
+                check_mask_values(
+                    concrete, self.modalities, present, "MultimodalBackbone"
+                )
             mask = ops.cast(ops.cast(mask, "bool"), "int32")
         for name in self.modalities:
             if name not in standardized:
