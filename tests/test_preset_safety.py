@@ -44,8 +44,7 @@ def models():
     their predictions on one batch, and that batch."""
     x, _ = raw_batch(8)
     old, new = _classifier(1), _classifier(2)
-    old_out = old.predict(x, verbose=0)
-    new_out = new.predict(x, verbose=0)
+    old_out, new_out = _run(old, x), _run(new, x)
     assert np.abs(old_out - new_out).max() > 1e-3  # distinguishable
     return old, new, x, old_out, new_out
 
@@ -70,13 +69,16 @@ def _siblings(target):
     return sorted(e for e in os.listdir(parent) if e != name)
 
 
-def _predict(preset, x):
-    """Load a preset and run it on `x` (an eager call: `predict` would
-    trace a function for each model, seconds on a busy machine)."""
-    model = Classifier.from_preset(preset)
+def _run(model, x):
+    """The model's outputs on raw `x`, by an eager call (`predict` would
+    trace a function for each model: seconds on a busy machine)."""
     return keras.ops.convert_to_numpy(
         model(model.preprocessor(x), training=False)
     )
+
+
+def _predict(preset, x):
+    return _run(Classifier.from_preset(preset), x)
 
 
 def _metadata(preset):
@@ -166,6 +168,17 @@ def test_a_preprocessor_saved_alone_joins_the_model_in_the_folder(tmp_path):
         np.testing.assert_array_equal(
             keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)
         )
+
+
+# The save children are forked from the test process, which has imported
+# the backend already (a fresh process per kill would import it each time:
+# 12-24 s here). JAX warns that forking its multithreaded runtime may
+# deadlock; the code under test is the same Python on every backend.
+needs_fork = pytest.mark.skipif(
+    not hasattr(os, "fork") or keras.backend.backend() == "jax",
+    reason="kills forked children: POSIX only, and not under JAX (forking "
+    "its runtime may deadlock); runs under TensorFlow and PyTorch",
+)
 
 
 class _KillAt:
@@ -264,9 +277,7 @@ def _fork_save(model, target, n, count_file, kill_after=None):
         time.sleep(0.02)
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "fork"), reason="kills forked children (POSIX only)"
-)
+@needs_fork
 def test_a_save_killed_at_any_write_leaves_a_loadable_preset(
     tmp_path, models
 ):
@@ -320,9 +331,7 @@ def test_a_save_killed_at_any_write_leaves_a_loadable_preset(
     assert _siblings(target) == ["counted", "new_reference", "old_reference"]
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "fork"), reason="kills forked children (POSIX only)"
-)
+@needs_fork
 def test_a_save_killed_after_varying_delays_leaves_a_loadable_preset(
     tmp_path, models
 ):
