@@ -1,4 +1,5 @@
 import keras
+import numpy as np
 from keras_hub.layers import PositionEmbedding
 from keras_hub.models import Backbone
 from keras_hub.src.models.whisper.whisper_encoder import WhisperEncoder
@@ -179,6 +180,79 @@ class WhisperAudioEncoder(Backbone):
         self.pretrained_weights = pretrained_weights
         # MultimodalBackbone fills a missing modality with this many frames.
         self.min_sequence_length = 2
+
+    def _check_features(self, features):
+        """Refuse what is not `(batch, frames, num_mels)` float features.
+
+        Static checks (shape and dtype), so they hold under `jit` and in
+        graph mode too, and run before any layer sees the input.
+        """
+        expected = (
+            f"log-mel features (batch, frames, {self.num_mels}) from "
+            "`mmzoo.layers.WhisperAudioConverter`"
+        )
+        if isinstance(features, dict):
+            raise ValueError(
+                f"WhisperAudioEncoder expects {expected}, not a dict. "
+                f"Received a dict with keys {sorted(map(str, features))}."
+            )
+        if not hasattr(features, "shape"):
+            features = np.asarray(features)
+        shape = tuple(features.shape)
+        if len(shape) != 3:
+            hint = ""
+            if len(shape) == 2 and shape[-1] != self.num_mels:
+                hint = (
+                    " Raw waveforms (batch, samples)? Convert them first: "
+                    "`WhisperAudioConverter(max_audio_length=...)(audio)`."
+                )
+            elif len(shape) == 2:
+                hint = " One clip? Add a batch axis: `features[None]`."
+            raise ValueError(
+                f"WhisperAudioEncoder expects {expected}. Received shape "
+                f"{shape}.{hint}"
+            )
+        if shape[-1] is not None and shape[-1] != self.num_mels:
+            raise ValueError(
+                f"WhisperAudioEncoder expects {expected}: {self.num_mels} "
+                f"mel bins. Received shape {shape}, {shape[-1]} bins."
+            )
+        frames = shape[1]
+        limit = self.max_encoder_sequence_length
+        if frames is not None and not 1 <= frames <= limit:
+            hint = (
+                "use a shorter `max_audio_length`"
+                if frames > limit
+                else "expected at least one frame"
+            )
+            raise ValueError(
+                f"WhisperAudioEncoder takes 1 to {limit} frames (100 per "
+                f"second, up to {limit / 100:g} s). Received shape {shape}"
+                f", {frames} frames; {hint}."
+            )
+        dtype = keras.backend.standardize_dtype(features.dtype)
+        if "float" not in dtype:
+            raise ValueError(
+                f"WhisperAudioEncoder expects {expected}, float. Received "
+                f"dtype {dtype}."
+            )
+
+    def call(self, inputs, training=None, mask=None):
+        self._check_features(inputs)
+        return super().call(inputs, training=training, mask=mask)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict`; array features are checked eagerly first
+        (shape, dtype, NaN or infinite values)."""
+        if hasattr(x, "shape") or isinstance(x, dict):
+            self._check_features(x)
+            values = keras.ops.convert_to_numpy(x)
+            if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+                raise ValueError(
+                    "WhisperAudioEncoder expects finite log-mel features. "
+                    f"Received NaN or infinite values in shape {values.shape}."
+                )
+        return super().predict(x, *args, **kwargs)
 
     def package_weight_values(self):
         """`[(variable, value)]` for the weights taken from the package."""
