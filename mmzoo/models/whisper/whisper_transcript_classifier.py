@@ -133,6 +133,19 @@ class WhisperTranscriptClassifier(
         zero_shot_weight: float. Weight of the zero-shot log-probabilities.
         head_weight: float. Weight of the head's log-probabilities.
 
+    Inputs (`fit`, `evaluate`, `predict`, `pooled_features`): raw mono or
+    multichannel waveforms, float in [-1, 1], in any form
+    `mmzoo.layers.WhisperAudioConverter` takes: one clip `(samples,)`
+    (a batch of one), `(batch, samples)`, `(batch, samples, channels)`
+    (channels averaged), a list of clips of different lengths or a
+    `tf.RaggedTensor` (each padded with zeros at the end or trimmed to the
+    window), or a `tf.data.Dataset` of such batches. They are checked
+    eagerly (integer PCM, NaN, empty clips, dicts, generators are refused
+    with the reason). `sample_rate=` declares their rate in Hz: audio at
+    another rate than 16 kHz is resampled with a polyphase filter
+    (`mmzoo.utils.resampling.resample`); undeclared, 16 kHz is assumed.
+    `y`: class ids in `[0, num_classes)`, one per clip, checked eagerly.
+
     Example:
     ```python
     backbone = mmzoo.models.WhisperBackbone.from_preset("whisper_base_multi")
@@ -146,6 +159,7 @@ class WhisperTranscriptClassifier(
         class_transcripts={"en": ["no", "yes"], "fr": ["non", "oui"]},
     )
     classifier.predict(waveforms)  # (batch, 2); fit trains the head
+    classifier.predict(clips_8k, sample_rate=8000)  # resampled to 16 kHz
 
     # The trained spoken-digit preset (10 digits, six languages).
     classifier = mmzoo.models.WhisperTranscriptClassifier.from_preset(
