@@ -1,3 +1,6 @@
+import contextlib
+import inspect
+
 import keras
 import numpy as np
 from keras_hub.models import Task
@@ -10,17 +13,25 @@ from mmzoo.models.multimodal.multimodal_preprocessor import (
 )
 from mmzoo.presets import check_preset
 from mmzoo.utils import preset_weights
+from mmzoo.utils.modality_checks import dict_form
+from mmzoo.utils.modality_checks import present_modalities
+
+
+def _is_tf_dataset(x):
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return False
+    return isinstance(x, tf.data.Dataset)
 
 
 def _is_dataset(x):
-    try:
-        import tensorflow as tf
+    """Anything but raw in-memory inputs (a dict, DataFrame or Series)."""
+    return not (isinstance(x, dict) or _is_pandas(x))
 
-        if isinstance(x, tf.data.Dataset):
-            return True
-    except ImportError:
-        pass
-    return not isinstance(x, dict)
+
+def _is_pandas(x):
+    return type(x).__module__.split(".")[0] == "pandas"
 
 
 def _to_dataset(x, y, sample_weight, batch_size, shuffle):
@@ -37,14 +48,110 @@ def _to_dataset(x, y, sample_weight, batch_size, shuffle):
     return dataset.batch(batch_size or 32)
 
 
+def _as_array(values, what):
+    """`values` (array, list, Series, tensor) as numpy, or a clear error."""
+    if hasattr(values, "to_numpy"):
+        values = values.to_numpy()
+    if keras.ops.is_tensor(values) and not isinstance(values, np.ndarray):
+        values = keras.ops.convert_to_numpy(values)
+    try:
+        return np.asarray(values)
+    except ValueError as e:
+        raise ValueError(f"{what} could not be read as an array: {e}") from e
+
+
+def check_labels(y, num_classes, batch_size, what="Labels"):
+    """Checks class labels eagerly: integer ids in `[0, num_classes)`.
+
+    Args:
+        y: labels, `(batch,)` or `(batch, 1)`.
+        num_classes: int.
+        batch_size: int, the number of input rows.
+        what: how to name the labels in messages.
+
+    Raises:
+        ValueError: strings, non-integers, a wrong length or shape, or a
+            class id out of range.
+
+    Example:
+    ```python
+    check_labels(np.array([0, 3]), 10, 2)  # fine
+    check_labels(np.array([0, 10]), 10, 2)  # ValueError: out of range
+    ```
+    """
+    y = _as_array(y, what)
+    if y.dtype.kind in "USO":
+        raise ValueError(
+            f"{what} must be integer class ids in [0, {num_classes}); "
+            f"received strings (dtype {y.dtype}). Map them to ids, e.g. "
+            "`classes, y = np.unique(y, return_inverse=True)`."
+        )
+    if y.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{what} must be integer class ids in [0, {num_classes}). "
+            f"Received dtype {y.dtype}."
+        )
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(
+            f"{what} must have shape (batch,) of class ids in [0, "
+            f"{num_classes}). Received shape {y.shape} (one-hot labels: "
+            "pass `y.argmax(-1)`)."
+        )
+    if len(y) != batch_size:
+        raise ValueError(
+            f"{what} have {len(y)} rows but the inputs have {batch_size}."
+        )
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y) & (y == np.round(y))):
+        raise ValueError(
+            f"{what} must be integer class ids in [0, {num_classes}); "
+            "received non-integer floats."
+        )
+    bad = np.nonzero((y < 0) | (y >= num_classes))[0]
+    if len(bad):
+        raise ValueError(
+            f"{what} must be class ids in [0, {num_classes}). Received "
+            f"{y[bad][:5].tolist()} at rows {bad[:5].tolist()}."
+        )
+
+
+def check_sample_weight(sample_weight, batch_size):
+    """Checks `sample_weight`: `(batch,)` finite numbers, one per row."""
+    if sample_weight is None:
+        return
+    w = _as_array(sample_weight, "sample_weight")
+    if w.dtype.kind not in "biuf":
+        raise ValueError(
+            f"sample_weight must be numbers (batch,). Received dtype "
+            f"{w.dtype}."
+        )
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.ndim != 1 or len(w) != batch_size:
+        raise ValueError(
+            f"sample_weight must have shape ({batch_size},), one weight per "
+            f"input row. Received shape {w.shape}."
+        )
+    if not np.all(np.isfinite(w)):
+        raise ValueError("sample_weight contains NaN or inf values.")
+
+
 @mmzoo_export("mmzoo.models.MultimodalTask")
 class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
     """Base class for mmzoo tasks on a `MultimodalBackbone`.
 
     It lets a task take the backbone's input dict with modalities left out
     (they are filled with placeholders and masked) and checks raw inputs
-    eagerly, with the preprocessor's `check_values`, before `fit`, `predict`
+    eagerly, with the preprocessor's `standardize`, before `fit`, `predict`
     and `evaluate` build their `tf.data` pipelines.
+
+    Accepted `x`: a dict of arrays keyed by modality, a pandas DataFrame
+    (or Series) with modality columns, or a `tf.data.Dataset` of such dicts
+    (batched). Generators and `keras.utils.PyDataset`s are refused with a
+    message saying what to pass. `fit`, `predict` and `evaluate` take
+    `sample_rate=` (Hz), the rate of the audio given; without it the
+    audio is taken to be at the preset's rate.
     """
 
     backbone_cls = MultimodalBackbone
@@ -69,9 +176,105 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         inputs = self.backbone.standardize_inputs(inputs)
         return super().call(inputs, training=training, mask=mask)
 
-    def _check_raw(self, x):
-        if self.preprocessor is not None and not _is_dataset(x):
-            self.preprocessor.check_values(x)
+    # --- Raw inputs -------------------------------------------------------
+
+    def _refuse(self, x):
+        name = type(self).__name__
+        form = dict_form(self.backbone.modalities)
+        if isinstance(x, (list, tuple)):
+            raise ValueError(
+                f"{name} takes x as a dict keyed by modality, {form}, not a "
+                f"{type(x).__name__} of {len(x)} items."
+            )
+        if isinstance(x, keras.utils.PyDataset) or inspect.isgenerator(x):
+            raise ValueError(
+                f"{name} does not take a {type(x).__name__}; pass a dict "
+                f"{form} of arrays, or a batched `tf.data.Dataset` of such "
+                "dicts (e.g. `tf.data.Dataset.from_generator(..., "
+                "output_signature=...)`)."
+            )
+        if x is None or not _is_tf_dataset(x):
+            raise ValueError(
+                f"{name} takes a dict {form} of arrays, a pandas DataFrame "
+                f"with those columns, or a batched `tf.data.Dataset`. "
+                f"Received: {type(x).__name__}"
+            )
+
+    def _check_dataset(self, dataset):
+        """Checks a `tf.data.Dataset`'s element structure eagerly."""
+        import tensorflow as tf
+
+        spec = dataset.element_spec
+        if isinstance(spec, tuple):
+            spec = spec[0]
+        if self.preprocessor is None:
+            return
+        modalities = self.preprocessor.preprocessable_modalities
+        present_modalities(spec, modalities, type(self).__name__)
+        if any(isinstance(v, dict) for v in spec.values()):
+            return  # already preprocessed
+        ranks = {"text": 1, "image": 4}
+        for name, rank in ranks.items():
+            if name in spec and spec[name].shape.rank != rank:
+                raise ValueError(
+                    f"Modality '{name}' in the dataset has shape "
+                    f"{tuple(spec[name].shape)}; expected rank {rank} with a "
+                    "batch axis: batch the dataset (`ds.batch(n)`)."
+                )
+        if "audio" in spec and spec["audio"].shape.rank not in (2, 3):
+            raise ValueError(
+                "Modality 'audio' in the dataset has shape "
+                f"{tuple(spec['audio'].shape)}; expected (batch, samples): "
+                "batch the dataset (`ds.batch(n)`)."
+            )
+        if "text" in spec and spec["text"].dtype != tf.string:
+            raise ValueError(
+                "Modality 'text' in the dataset expects strings. Received "
+                f"dtype {spec['text'].dtype.name}."
+            )
+
+    def _prepare_x(self, x, sample_rate):
+        """Standardises raw in-memory `x` eagerly; checks a dataset."""
+        if self.preprocessor is None:
+            if isinstance(x, dict) or _is_tf_dataset(x):
+                return x
+            self._refuse(x)
+        if not _is_dataset(x):
+            x, _ = self.preprocessor.standardize(
+                x, sample_rate=sample_rate, allow_unbatched=False
+            )
+            return x
+        self._refuse(x)
+        self._check_dataset(x)
+        return x
+
+    def preprocess_samples(self, x, y=None, sample_weight=None):
+        rate = getattr(self, "_dataset_sample_rate", None)
+        if self.preprocessor is not None and rate is not None:
+            return self.preprocessor(
+                x, y=y, sample_weight=sample_weight, sample_rate=rate
+            )
+        return super().preprocess_samples(x, y, sample_weight)
+
+    @contextlib.contextmanager
+    def _sample_rate_scope(self, sample_rate):
+        """Declares the audio rate of datasets mapped inside this scope."""
+        self._dataset_sample_rate = sample_rate
+        try:
+            yield
+        finally:
+            self._dataset_sample_rate = None
+
+    def _check_targets(self, y, batch_size):
+        """Checks targets against the inputs; overridden per task."""
+
+    def _check_split(self, x, y, sample_weight):
+        if not isinstance(x, dict):
+            return
+        rows = int(keras.tree.flatten(x)[0].shape[0])
+        if y is not None:
+            self._check_targets(y, rows)
+        check_sample_weight(sample_weight, rows)
 
     def fit(
         self,
@@ -82,11 +285,18 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         validation_data=None,
         validation_split=None,
         shuffle=True,
+        sample_rate=None,
         **kwargs,
     ):
-        self._check_raw(x)
+        x = self._prepare_x(x, sample_rate)
+        self._check_split(x, y, sample_weight)
         if isinstance(validation_data, tuple) and validation_data:
-            self._check_raw(validation_data[0])
+            vx, vy, vsw = keras.utils.unpack_x_y_sample_weight(
+                validation_data
+            )
+            vx = self._prepare_x(vx, sample_rate)
+            self._check_split(vx, vy, vsw)
+            validation_data = keras.utils.pack_x_y_sample_weight(vx, vy, vsw)
         if not _is_dataset(x):
             if validation_split and validation_data is None:
                 (x, y, sample_weight), validation_data = (
@@ -99,23 +309,30 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
             x = _to_dataset(x, y, sample_weight, batch_size, shuffle)
             y = sample_weight = batch_size = None
             shuffle = False  # done above; Keras cannot shuffle a dataset
-        return super().fit(
-            x=x,
-            y=y,
-            batch_size=batch_size,
-            sample_weight=sample_weight,
-            validation_data=validation_data,
-            shuffle=shuffle,
-            **kwargs,
-        )
+        with self._sample_rate_scope(sample_rate):
+            return super().fit(
+                x=x,
+                y=y,
+                batch_size=batch_size,
+                sample_weight=sample_weight,
+                validation_data=validation_data,
+                shuffle=shuffle,
+                **kwargs,
+            )
 
-    def evaluate(self, x=None, y=None, **kwargs):
-        self._check_raw(x)
-        return super().evaluate(x=x, y=y, **kwargs)
+    def evaluate(self, x=None, y=None, sample_rate=None, **kwargs):
+        if kwargs.get("_use_cached_eval_dataset"):
+            # `fit`'s validation pass, on its already prepared dataset.
+            return super().evaluate(x=x, y=y, **kwargs)
+        x = self._prepare_x(x, sample_rate)
+        self._check_split(x, y, kwargs.get("sample_weight"))
+        with self._sample_rate_scope(sample_rate):
+            return super().evaluate(x=x, y=y, **kwargs)
 
-    def predict(self, x=None, **kwargs):
-        self._check_raw(x)
-        return super().predict(x=x, **kwargs)
+    def predict(self, x=None, sample_rate=None, **kwargs):
+        x = self._prepare_x(x, sample_rate)
+        with self._sample_rate_scope(sample_rate):
+            return super().predict(x=x, **kwargs)
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
@@ -227,6 +444,9 @@ class MultimodalClassifier(MultimodalTask):
         super().compile(
             optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
         )
+
+    def _check_targets(self, y, batch_size):
+        check_labels(y, self.num_classes, batch_size)
 
     def get_config(self):
         config = super().get_config()

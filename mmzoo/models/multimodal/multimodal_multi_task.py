@@ -1,7 +1,10 @@
 import keras
+import numpy as np
 
 from mmzoo.api_export import mmzoo_export
 from mmzoo.models.multimodal.multimodal_classifier import MultimodalTask
+from mmzoo.models.multimodal.multimodal_classifier import _as_array
+from mmzoo.models.multimodal.multimodal_classifier import check_labels
 
 HEAD_TYPES = ("classification", "regression")
 
@@ -216,7 +219,10 @@ class MultimodalMultiTask(MultimodalTask):
             **kwargs,
         )
 
-    def _check_targets(self, y):
+    def _check_targets(self, y, batch_size=None):
+        """Checks targets: a dict naming every head; per head, with
+        `batch_size`, class ids in range (classification) or finite numbers
+        `(batch,)`/`(batch, units)` (regression), one row per input row."""
         if y is None:
             return
         if not isinstance(y, dict):
@@ -231,6 +237,31 @@ class MultimodalMultiTask(MultimodalTask):
                 f"The targets must name every head {list(self.heads)} and no "
                 f"other. Unknown: {unknown}; missing: {missing}."
             )
+        if batch_size is None:
+            return
+        for name, spec in self.heads.items():
+            what = f"Targets of head '{name}'"
+            if spec["type"] == "classification":
+                check_labels(y[name], spec["num_classes"], batch_size, what)
+                continue
+            values = _as_array(y[name], what)
+            if values.dtype.kind not in "biuf":
+                raise ValueError(
+                    f"{what} (regression) must be numbers. Received dtype "
+                    f"{values.dtype}."
+                )
+            units = spec["units"]
+            shapes = [(batch_size, units)] + (
+                [(batch_size,)] if units == 1 else []
+            )
+            if values.shape not in shapes:
+                raise ValueError(
+                    f"{what} (regression, {units} units) must have shape "
+                    f"{' or '.join(map(str, shapes))}. Received shape "
+                    f"{values.shape}."
+                )
+            if not np.all(np.isfinite(values)):
+                raise ValueError(f"{what} contain NaN or inf values.")
 
     def fit(self, x=None, y=None, **kwargs):
         self._check_targets(y)
