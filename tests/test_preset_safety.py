@@ -181,6 +181,30 @@ needs_fork = pytest.mark.skipif(
 )
 
 
+def test_the_swap_without_an_atomic_exchange_gives_the_same_folder(
+    tmp_path, models, monkeypatch
+):
+    """Where `renameat2(RENAME_EXCHANGE)` is missing (not Linux), the old
+    folder is renamed away, the new one in, the old one removed."""
+    old, new, *_ = models
+    reference, target = str(tmp_path / "reference"), str(tmp_path / "target")
+    new.save_to_preset(reference)
+    old.save_to_preset(target)
+    monkeypatch.setattr(preset_files, "_renameat2", None)
+    new.save_to_preset(target)
+    assert _tree(target) == _tree(reference)
+    assert _siblings(target) == ["reference"]
+
+
+def test_temporary_folders_are_not_registered_as_presets(tmp_path):
+    """A killed save's temporary folder (a hidden sibling holding a
+    `config.json`) is no preset of the catalogue."""
+    shipped = os.path.join(presets_root(), "av_digits_image")
+    shutil.copytree(shipped, tmp_path / "tiny_image")
+    shutil.copytree(shipped, tmp_path / ".tiny_image.saving-999999-0a1b2c3d")
+    assert mmzoo.register_presets_dir(tmp_path) == ["tiny_image"]
+
+
 class _KillAt:
     """In a forked child: count the file-system writes of a save and exit
     at the `n`-th (0: count only), so that no `finally` or `except` runs,
