@@ -233,6 +233,11 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
                 f"dtype {spec['text'].dtype.name}."
             )
 
+    def _pipeline_rate(self, x, sample_rate):
+        """The rate the pipeline resamples from: a user's dataset only
+        (in-memory audio is resampled eagerly by `_prepare_x`)."""
+        return sample_rate if _is_tf_dataset(x) else None
+
     def _prepare_x(self, x, sample_rate):
         """Standardises raw in-memory `x` eagerly; checks a dataset."""
         if self.preprocessor is None:
@@ -288,6 +293,7 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         sample_rate=None,
         **kwargs,
     ):
+        rate = self._pipeline_rate(x, sample_rate)
         x = self._prepare_x(x, sample_rate)
         self._check_split(x, y, sample_weight)
         if isinstance(validation_data, tuple) and validation_data:
@@ -309,7 +315,7 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
             x = _to_dataset(x, y, sample_weight, batch_size, shuffle)
             y = sample_weight = batch_size = None
             shuffle = False  # done above; Keras cannot shuffle a dataset
-        with self._sample_rate_scope(sample_rate):
+        with self._sample_rate_scope(rate):
             return super().fit(
                 x=x,
                 y=y,
@@ -324,14 +330,16 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         if kwargs.get("_use_cached_eval_dataset"):
             # `fit`'s validation pass, on its already prepared dataset.
             return super().evaluate(x=x, y=y, **kwargs)
+        rate = self._pipeline_rate(x, sample_rate)
         x = self._prepare_x(x, sample_rate)
         self._check_split(x, y, kwargs.get("sample_weight"))
-        with self._sample_rate_scope(sample_rate):
+        with self._sample_rate_scope(rate):
             return super().evaluate(x=x, y=y, **kwargs)
 
     def predict(self, x=None, sample_rate=None, **kwargs):
+        rate = self._pipeline_rate(x, sample_rate)
         x = self._prepare_x(x, sample_rate)
-        with self._sample_rate_scope(sample_rate):
+        with self._sample_rate_scope(rate):
             return super().predict(x=x, **kwargs)
 
     @classmethod
