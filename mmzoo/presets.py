@@ -39,8 +39,9 @@ def presets_root():
 
 
 def _read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """A preset's JSON file; a malformed one is an error naming it."""
+    directory, name = os.path.split(os.fspath(path))
+    return preset_files.read_json(directory, name)
 
 
 def register_presets_dir(path=None):

@@ -205,6 +205,14 @@ def test_temporary_folders_are_not_registered_as_presets(tmp_path):
     assert mmzoo.register_presets_dir(tmp_path) == ["tiny_image"]
 
 
+def test_registering_a_folder_with_a_broken_config_names_it(tmp_path):
+    shipped = os.path.join(presets_root(), "av_digits_image")
+    shutil.copytree(shipped, tmp_path / "broken")
+    (tmp_path / "broken" / "config.json").write_text('{"registered_name": ')
+    with pytest.raises(ValueError, match="config.json of the preset .*broken"):
+        mmzoo.register_presets_dir(tmp_path)
+
+
 class _KillAt:
     """In a forked child: count the file-system writes of a save and exit
     at the `n`-th (0: count only), so that no `finally` or `except` runs,
