@@ -5,15 +5,19 @@ from mmzoo.api_export import mmzoo_export
 from mmzoo.layers.masked_average_pooling import MaskedAveragePooling
 from mmzoo.layers.spec_augment import SpecAugment
 from mmzoo.models.encoders.conv_blocks import conv_blocks
+from mmzoo.models.encoders.per_clip_decibels import PerClipDecibels
 
 
 @mmzoo_export("mmzoo.models.AudioEncoder")
 class AudioEncoder(Backbone):
     """An audio encoder over raw mono waveforms: log-mel front end + CNN.
 
-    `keras.layers.MelSpectrogram` turns the waveform into a log-mel
-    spectrogram (in dB, computed in float32 even under mixed precision),
-    each frame is normalised across its mel bins (`LayerNormalization`),
+    `keras.layers.MelSpectrogram` turns the waveform into a mel power
+    spectrogram, converted to dB and floored `top_db` below each clip's own
+    loudest bin (computed in float32 even under mixed precision), so a
+    clip's outputs are the same alone and in any batch (MelSpectrogram's own
+    dB conversion floors every clip by the loudest clip of the batch), each
+    frame is normalised across its mel bins (`LayerNormalization`),
     then `Conv2D(3×3) + ReLU + MaxPool(2×2)` blocks run over the
     (time, mel) plane, every remaining time step is projected to
     `hidden_dim`, and the pooled vector is the mean over time.
@@ -30,6 +34,8 @@ class AudioEncoder(Backbone):
             (e.g. `{"time_masks": 2, "time_mask_width": 10, "freq_masks": 2,
             "freq_mask_width": 8}`): masks bands of the normalised log-mel
             spectrogram while training. Defaults to `None`, no masking.
+        top_db: float. Dynamic range kept below each clip's loudest mel bin,
+            in dB. Defaults to `80.0`.
         dtype: string or `keras.mixed_precision.DTypePolicy`.
 
     Inputs:
@@ -56,6 +62,7 @@ class AudioEncoder(Backbone):
         hidden_dim=128,
         dropout=0.0,
         spec_augment=None,
+        top_db=80.0,
         dtype=None,
         **kwargs,
     ):
@@ -70,8 +77,12 @@ class AudioEncoder(Backbone):
             sequence_stride=sequence_stride,
             sampling_rate=sample_rate,
             num_mel_bins=num_mel_bins,
+            power_to_db=False,
             dtype="float32",
             name="melspectrogram",
+        )
+        self.decibels = PerClipDecibels(
+            top_db=top_db, dtype="float32", name="decibels"
         )
         self.to_frames = keras.layers.Permute(
             (2, 1), dtype=dtype, name="to_frames"
@@ -87,7 +98,11 @@ class AudioEncoder(Backbone):
         self.to_plane = keras.layers.Reshape(
             (-1, num_mel_bins, 1), dtype=dtype, name="to_plane"
         )
-        self.blocks = conv_blocks(filters, dtype, name="block")
+        # The (time, mel, 1) plane is built here, channels last, whatever
+        # Keras' global `image_data_format` says.
+        self.blocks = conv_blocks(
+            filters, dtype, name="block", data_format="channels_last"
+        )
         self.flatten_frames = keras.layers.Reshape(
             (-1, mel_bins_out * filters[-1]), dtype=dtype, name="flatten_frames"
         )
@@ -102,6 +117,7 @@ class AudioEncoder(Backbone):
         # === Functional Model ===
         audio = keras.Input(shape=(None,), dtype="float32", name="audio")
         x = self.melspectrogram(audio)
+        x = self.decibels(x)
         x = self.to_frames(x)
         x = self.frame_norm(x)
         if self.spec_augment_layer is not None:
@@ -129,6 +145,7 @@ class AudioEncoder(Backbone):
         self.hidden_dim = hidden_dim
         self.dropout = dropout
         self.spec_augment = spec_augment
+        self.top_db = top_db
 
     @property
     def min_sequence_length(self):
@@ -147,6 +164,7 @@ class AudioEncoder(Backbone):
                 "hidden_dim": self.hidden_dim,
                 "dropout": self.dropout,
                 "spec_augment": self.spec_augment,
+                "top_db": self.top_db,
             }
         )
         return config
