@@ -23,18 +23,27 @@ class ImageEncoder(Backbone):
       height and width.
 
     Args:
-        image_shape: tuple `(height, width, channels)`; height and width may
-            be `None`.
+        image_shape: tuple `(height, width, channels)`, or `(channels,
+            height, width)` when `data_format="channels_first"`; height and
+            width may be `None`.
         filters: tuple of ints, the width of each conv block.
         hidden_dim: int. Width of the outputs.
         dropout: float. Dropout before the projections.
         pooling: `"flatten"`, `"average"` or `None` (the default): flatten
             when `image_shape` fixes height and width, else average.
+        data_format: `"channels_last"`, `"channels_first"` or `None` (the
+            default): Keras' `image_data_format()` at construction, as
+            keras-hub's vision backbones. The value is stored in the config,
+            so a saved encoder keeps its layout whatever the global setting
+            is when it is loaded; a config saved without it (before this
+            argument existed) is channels last. Both layouts give the same
+            outputs with the same weights.
         dtype: string or `keras.mixed_precision.DTypePolicy`.
 
     Inputs:
-        A float tensor `(batch, height, width, channels)`, typically scaled
-        to `[0, 1]` by the preprocessor's `ImageConverter`.
+        A float tensor `(batch, height, width, channels)` (or `(batch,
+        channels, height, width)` with `data_format="channels_first"`),
+        typically scaled to `[0, 1]` by the preprocessor's `ImageConverter`.
 
     Outputs:
         A dict with `"sequence_output"` `(batch, positions, hidden_dim)` and
@@ -54,11 +63,30 @@ class ImageEncoder(Backbone):
         hidden_dim=128,
         dropout=0.0,
         pooling=None,
+        data_format=None,
         dtype=None,
         **kwargs,
     ):
+        if data_format is None:
+            data_format = keras.config.image_data_format()
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(
+                "`data_format` must be 'channels_last', 'channels_first' or "
+                f"None. Received: data_format={data_format!r}"
+            )
+        channels_first = data_format == "channels_first"
         image_shape = tuple(image_shape)
-        static_size = image_shape[0] is not None and image_shape[1] is not None
+        if len(image_shape) != 3:
+            raise ValueError(
+                "`image_shape` must have 3 entries, (height, width, channels) "
+                "or (channels, height, width) with channels first. Received: "
+                f"image_shape={image_shape}"
+            )
+        if channels_first:
+            channels, height, width = image_shape
+        else:
+            height, width, channels = image_shape
+        static_size = height is not None and width is not None
         if pooling is None:
             pooling = "flatten" if static_size else "average"
         if pooling not in ("flatten", "average"):
@@ -71,14 +99,24 @@ class ImageEncoder(Backbone):
                 "`pooling='flatten'` needs a fixed height and width in "
                 f"`image_shape`. Received: image_shape={image_shape}"
             )
-        if len(image_shape) != 3 or image_shape[-1] is None:
+        if channels is None:
             raise ValueError(
-                "`image_shape` must be (height, width, channels) with a known "
-                f"channel count. Received: image_shape={image_shape}"
+                "`image_shape` must have a known channel count. Received: "
+                f"image_shape={image_shape} with data_format={data_format!r}"
             )
         filters = tuple(int(f) for f in filters)
         # === Layers ===
-        self.blocks = conv_blocks(filters, dtype, name="block")
+        self.blocks = conv_blocks(
+            filters, dtype, name="block", data_format=data_format
+        )
+        # Positions are read from a channels-last map in both layouts, so
+        # the sequence (and the flatten pooler's weights) do not depend on
+        # the layout.
+        self.to_channels_last = None
+        if channels_first:
+            self.to_channels_last = keras.layers.Permute(
+                (2, 3, 1), dtype=dtype, name="to_channels_last"
+            )
         self.flatten_positions = keras.layers.Reshape(
             (-1, filters[-1]), dtype=dtype, name="flatten_positions"
         )
@@ -91,13 +129,23 @@ class ImageEncoder(Backbone):
         if pooling == "flatten":
             self.pooler = keras.Sequential(
                 [
-                    keras.layers.Flatten(dtype=dtype, name="pooler_flatten"),
+                    # Positions then features, whatever the global
+                    # `image_data_format` (Flatten would transpose).
+                    keras.layers.Flatten(
+                        data_format="channels_last",
+                        dtype=dtype,
+                        name="pooler_flatten",
+                    ),
                     keras.layers.Dense(
                         hidden_dim, dtype=dtype, name="pooler_dense"
                     ),
                 ],
                 name="pooler",
             )
+            # `keras.Sequential` takes no `dtype`; without this it would run
+            # under the global policy, not the encoder's.
+            if dtype is not None:
+                self.pooler.dtype_policy = dtype
         else:
             self.pooler = MaskedAveragePooling(dtype=dtype, name="pooler")
 
@@ -106,6 +154,8 @@ class ImageEncoder(Backbone):
         x = images
         for layer in self.blocks:
             x = layer(x)
+        if self.to_channels_last is not None:
+            x = self.to_channels_last(x)
         x = self.flatten_positions(x)
         x = self.dropout_layer(x)
         sequence = self.projection(x)
@@ -123,6 +173,7 @@ class ImageEncoder(Backbone):
         self.hidden_dim = hidden_dim
         self.dropout = dropout
         self.pooling = pooling
+        self.data_format = data_format
 
     def get_config(self):
         config = super().get_config()
@@ -133,6 +184,15 @@ class ImageEncoder(Backbone):
                 "hidden_dim": self.hidden_dim,
                 "dropout": self.dropout,
                 "pooling": self.pooling,
+                "data_format": self.data_format,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Configs saved before `data_format` existed (the shipped presets)
+        # describe channels-last images.
+        config = dict(config)
+        config.setdefault("data_format", "channels_last")
+        return super().from_config(config)
