@@ -149,6 +149,10 @@ def test_fit_reduces_loss(kind):
     encoder = make()
     x = data()
     x = keras.tree.map_structure(lambda v: np.concatenate([v] * 8), x)
+    if kind == "text":
+        # A plain functional model over `encoder.input` needs every key of
+        # its input dict, the optional `segment_ids` too (Keras' rule).
+        x["segment_ids"] = np.zeros_like(x["token_ids"])
     target = np.tile([[1.0], [-1.0]], (8, 1))
     head = keras.layers.Dense(1)(encoder.output["pooled_output"])
     model = keras.Model(encoder.input, head)
@@ -156,3 +160,195 @@ def test_fit_reduces_loss(kind):
     before = model.evaluate(x, target, verbose=0)
     model.fit(x, target, epochs=20, batch_size=16, verbose=0)
     assert model.evaluate(x, target, verbose=0) < 0.7 * before
+
+
+def quiet_and_loud_clips():
+    """A quiet clip with a silent half, and a loud one (8 kHz, 1600 samples).
+
+    Under a floor taken over the whole batch, the loud clip would lift the
+    quiet clip's floor above its own loudest bin.
+    """
+    rng = np.random.default_rng(1)
+    quiet = 1e-3 * rng.standard_normal(1600)
+    quiet[800:] = 0.0
+    loud = 10.0 * rng.standard_normal(1600)
+    return np.stack([quiet, loud]).astype("float32")
+
+
+def test_audio_encoder_row_is_the_same_alone_and_in_a_batch():
+    encoder = audio_encoder()
+    clips = quiet_and_loud_clips()
+    together = to_numpy(encoder(clips))
+    for i in range(2):
+        alone = to_numpy(encoder(clips[i : i + 1]))
+        for key in ("sequence_output", "pooled_output"):
+            np.testing.assert_allclose(
+                alone[key][0], together[key][i], atol=1e-5, rtol=1e-5
+            )
+    # The log-mel floor is per clip: the quiet clip keeps its own dynamic
+    # range (its silent half far below its loudest bin), while
+    # MelSpectrogram's dB conversion floors it at the loud clip's max - 80.
+    decibels = to_numpy(encoder.decibels(encoder.melspectrogram(clips)))
+    quiet_db = decibels[0]
+    assert quiet_db.min() >= quiet_db.max() - 80.0 - 1e-3
+    assert quiet_db.min() < quiet_db.max() - 40.0
+    keras_db = to_numpy(
+        keras.layers.MelSpectrogram(
+            fft_length=128,
+            sequence_stride=64,
+            sampling_rate=8000,
+            num_mel_bins=16,
+        )(clips)
+    )
+    assert keras_db[0].min() > quiet_db.min() + 40.0  # the batch's floor
+
+
+def test_per_clip_decibels_equal_melspectrogram_for_one_clip():
+    """For a batch of one clip, the fix is exactly Keras' dB conversion."""
+    kwargs = dict(
+        fft_length=128, sequence_stride=64, sampling_rate=8000, num_mel_bins=16
+    )
+    encoder = audio_encoder()
+    for clip in quiet_and_loud_clips():
+        clip = clip[None]
+        expected = to_numpy(keras.layers.MelSpectrogram(**kwargs)(clip))
+        ours = to_numpy(encoder.decibels(encoder.melspectrogram(clip)))
+        np.testing.assert_array_equal(ours, expected)
+
+
+def test_audio_encoder_top_db_config():
+    encoder = mmzoo.models.AudioEncoder(
+        sample_rate=8000, num_mel_bins=16, fft_length=128, filters=(4,),
+        top_db=40.0,
+    )
+    assert encoder.get_config()["top_db"] == 40.0
+    assert encoder.decibels.top_db == 40.0
+    config = encoder.get_config()
+    del config["top_db"]  # configs saved before `top_db` existed
+    assert mmzoo.models.AudioEncoder.from_config(config).top_db == 80.0
+
+
+channels_first_backends = pytest.mark.skipif(
+    keras.config.backend() == "tensorflow",
+    reason="TensorFlow has no channels_first Conv2D on CPU",
+)
+
+
+@pytest.fixture
+def restore_data_format():
+    data_format = keras.config.image_data_format()
+    yield
+    keras.config.set_image_data_format(data_format)
+
+
+@channels_first_backends
+@pytest.mark.parametrize("pooling", ["flatten", "average"])
+def test_image_encoder_channels_first_matches_channels_last(
+    pooling, restore_data_format
+):
+    last = mmzoo.models.ImageEncoder(
+        (12, 10, 3), filters=(4, 8), hidden_dim=8, pooling=pooling
+    )
+    assert last.data_format == "channels_last"
+    keras.config.set_image_data_format("channels_first")
+    first = mmzoo.models.ImageEncoder(
+        (3, 12, 10), filters=(4, 8), hidden_dim=8, pooling=pooling
+    )
+    assert first.data_format == "channels_first"
+    first.set_weights(last.get_weights())
+    images = np.random.default_rng(0).random((2, 12, 10, 3), "float32")
+    expected = to_numpy(last(images))
+    outputs = to_numpy(first(images.transpose(0, 3, 1, 2)))
+    for key in expected:
+        np.testing.assert_allclose(
+            outputs[key], expected[key], atol=1e-5, rtol=1e-5
+        )
+
+
+@channels_first_backends
+def test_encoders_keep_their_layout_under_a_global_channels_first(
+    restore_data_format,
+):
+    image = mmzoo.models.ImageEncoder((12, 12, 1), filters=(4,), hidden_dim=8)
+    audio = audio_encoder()
+    images = np.random.default_rng(0).random((2, 12, 12, 1), "float32")
+    clips = quiet_and_loud_clips()
+    expected = (to_numpy(image(images)), to_numpy(audio(clips)))
+    image_config = image.get_config()
+    legacy_config = dict(image_config)
+    del legacy_config["data_format"]  # as the shipped presets' configs
+    keras.config.set_image_data_format("channels_first")
+    for config in (image_config, legacy_config):
+        revived = mmzoo.models.ImageEncoder.from_config(config)
+        assert revived.data_format == "channels_last"
+        revived.set_weights(image.get_weights())
+        np.testing.assert_allclose(
+            to_numpy(revived(images))["pooled_output"],
+            expected[0]["pooled_output"],
+            atol=1e-5,
+        )
+    # The audio encoder's (time, mel) plane is internal: always channels last.
+    revived = mmzoo.models.AudioEncoder.from_config(audio.get_config())
+    revived.set_weights(audio.get_weights())
+    np.testing.assert_allclose(
+        to_numpy(revived(clips))["pooled_output"],
+        expected[1]["pooled_output"],
+        atol=1e-5,
+    )
+
+
+def test_image_encoder_bad_data_format():
+    with pytest.raises(ValueError, match="data_format"):
+        mmzoo.models.ImageEncoder((8, 8, 1), data_format="nhwc")
+
+
+@pytest.mark.parametrize("pooling", ["flatten", "average"])
+def test_image_encoder_every_layer_follows_the_dtype_policy(pooling):
+    encoder = mmzoo.models.ImageEncoder(
+        (12, 12, 1), (4,), 8, pooling=pooling, dtype="mixed_bfloat16"
+    )
+    for layer in encoder._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        assert layer.dtype_policy.name == "mixed_bfloat16", layer.name
+    outputs = encoder(np.zeros((2, 12, 12, 1), "float32"))
+    for value in outputs.values():
+        assert keras.backend.standardize_dtype(value.dtype) == "bfloat16"
+
+
+def test_text_encoder_takes_and_ignores_segment_ids():
+    encoder = text_encoder()
+    x = text_inputs()
+    assert sorted(encoder.input) == ["padding_mask", "segment_ids", "token_ids"]
+    expected = to_numpy(encoder(x))
+    for segment_ids in (np.zeros((2, 6), "int32"), np.ones((2, 6), "int32")):
+        outputs = to_numpy(encoder(dict(x, segment_ids=segment_ids)))
+        for key in expected:
+            np.testing.assert_array_equal(outputs[key], expected[key])
+    predicted = encoder.predict(dict(x, segment_ids=np.zeros((2, 6))), verbose=0)
+    np.testing.assert_allclose(
+        predicted["pooled_output"], expected["pooled_output"], atol=1e-6
+    )
+
+
+def test_backbone_takes_the_preprocessor_output_as_is():
+    from helpers import raw_batch
+    from helpers import tiny_backbone
+    from helpers import tiny_preprocessor
+
+    backbone = tiny_backbone()
+    x = tiny_preprocessor()(raw_batch(4)[0])
+    # keras-hub's rule: the preprocessor's output is the model's input.
+    keras.tree.assert_same_structure(
+        keras.tree.map_structure(lambda _: 0, x),
+        keras.tree.map_structure(lambda _: 0, backbone.input),
+    )
+    without = {k: v for k, v in x.items() if k != "text"}
+    without["text"] = {
+        k: v for k, v in x["text"].items() if k != "segment_ids"
+    }
+    np.testing.assert_allclose(
+        to_numpy(backbone(x))["fused_output"],
+        to_numpy(backbone(without))["fused_output"],
+        atol=1e-6,
+    )

@@ -29,7 +29,10 @@ class TextEncoder(Backbone):
 
     Inputs:
         A dict with `"token_ids"` `(batch, steps)` ints and `"padding_mask"`
-        `(batch, steps)`, nonzero for real tokens.
+        `(batch, steps)`, nonzero for real tokens, and optionally
+        `"segment_ids"` `(batch, steps)`, which is accepted and ignored (the
+        encoder has no segment embedding; the preprocessor emits it, all
+        zeros, so `encoder(preprocessor(x)["text"])` needs no key dropped).
 
     Outputs:
         A dict with `"sequence_output"` `(batch, steps, hidden_dim)` and
@@ -93,6 +96,10 @@ class TextEncoder(Backbone):
         padding_mask = keras.Input(
             shape=(None,), dtype="int32", name="padding_mask"
         )
+        # Accepted so preprocessor outputs are model inputs; not used.
+        segment_ids = keras.Input(
+            shape=(None,), dtype="int32", name="segment_ids", optional=True
+        )
         x = self.embeddings(token_ids)
         x = self.embeddings_layer_norm(x)
         x = self.embeddings_dropout(x)
@@ -100,7 +107,11 @@ class TextEncoder(Backbone):
             x = layer(x, padding_mask=padding_mask)
         pooled = self.pooler(x, padding_mask=padding_mask)
         super().__init__(
-            inputs={"token_ids": token_ids, "padding_mask": padding_mask},
+            inputs={
+                "token_ids": token_ids,
+                "segment_ids": segment_ids,
+                "padding_mask": padding_mask,
+            },
             outputs={"sequence_output": x, "pooled_output": pooled},
             dtype=dtype,
             **kwargs,
@@ -114,6 +125,22 @@ class TextEncoder(Backbone):
         self.intermediate_dim = intermediate_dim
         self.dropout = dropout
         self.max_sequence_length = max_sequence_length
+
+    @staticmethod
+    def _fill_segment_ids(inputs):
+        # `segment_ids` is optional: a dict without it gets `None`, which
+        # Keras' optional inputs take.
+        if isinstance(inputs, dict) and "segment_ids" not in inputs:
+            inputs = {**inputs, "segment_ids": None}
+        return inputs
+
+    def __call__(self, inputs, *args, **kwargs):
+        # Eager and symbolic calls check inputs before `call`.
+        return super().__call__(self._fill_segment_ids(inputs), *args, **kwargs)
+
+    def call(self, inputs, *args, **kwargs):
+        # `fit`/`predict` reach `call` without `__call__` on some backends.
+        return super().call(self._fill_segment_ids(inputs), *args, **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -15,7 +15,7 @@ from mmzoo.utils.modality_checks import present_modalities
 
 
 def _to_tensor(x):
-    if isinstance(x, keras.KerasTensor) or ops.is_tensor(x):
+    if x is None or isinstance(x, keras.KerasTensor) or ops.is_tensor(x):
         return x
     x = np.asarray(x)
     if _is_string_dtype(x.dtype):
@@ -157,8 +157,13 @@ class MultimodalBackbone(Backbone):
         """Fresh `keras.Input`s matching an encoder's input structure."""
 
         def clone(tensor, input_name):
+            # Keep `optional` (e.g. TextEncoder's `segment_ids`).
+            layer = getattr(tensor, "_keras_history", (None,))[0]
             return keras.Input(
-                shape=tensor.shape[1:], dtype=tensor.dtype, name=input_name
+                shape=tensor.shape[1:],
+                dtype=tensor.dtype,
+                name=input_name,
+                optional=getattr(layer, "optional", False),
             )
 
         if isinstance(spec, dict):
@@ -238,7 +243,11 @@ class MultimodalBackbone(Backbone):
                         f"Modality '{name}' expects a dict with keys "
                         f"{sorted(specs)}. Received: {type(value)}"
                     )
-                missing = sorted(set(specs) - set(value))
+                missing = sorted(
+                    key
+                    for key in set(specs) - set(value)
+                    if not specs[key]._keras_history[0].optional
+                )
                 if missing:
                     raise ValueError(
                         f"Modality '{name}' is missing inputs {missing}. "
@@ -246,9 +255,11 @@ class MultimodalBackbone(Backbone):
                     )
                 # Extra keys (e.g. `segment_ids` for an encoder that does not
                 # use them) are dropped.
-                value = {key: value[key] for key in specs}
+                value = {key: value.get(key) for key in specs}
                 leaves = [
-                    (f"{name}.{key}", value[key], specs[key]) for key in specs
+                    (f"{name}.{key}", value[key], specs[key])
+                    for key in specs
+                    if value[key] is not None
                 ]
             else:
                 leaves = [(name, value, specs)]
