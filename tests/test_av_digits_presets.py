@@ -8,6 +8,8 @@ differs from the one in a preset's metadata is reported (a warning), not a
 failure: the accuracies and predictions judge the preset.
 """
 
+import json
+import os
 import re
 import shutil
 import warnings
@@ -22,6 +24,7 @@ from mmzoo.__main__ import UNIMODAL_PRESETS
 from mmzoo.__main__ import best_fused_preset
 from mmzoo.__main__ import main
 from mmzoo.__main__ import split_hash_report
+from mmzoo.datasets import av_digits
 from mmzoo.datasets import load_av_digits
 from mmzoo.datasets import spoken_digits
 from mmzoo.recipes.av_digits import evaluate_subsets
@@ -39,7 +42,15 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def test_split():
-    return load_av_digits("test", with_info=True, verbose=False)
+    try:
+        return load_av_digits("test", with_info=True, verbose=False)
+    except av_digits.VerificationError as e:
+        # Another espeak-ng version: the presets are judged on the split
+        # built here, by their accuracies.
+        warnings.warn(f"{e} Evaluating on the unverified split.")
+        return load_av_digits(
+            "test", with_info=True, verbose=False, verify=False
+        )
 
 
 def _metadata(name):
@@ -149,6 +160,38 @@ def test_main_job_prints_the_table(capsys):
         # Within the 0.5 point of the test above, plus rounding to 0.1.
         assert abs(float(accuracy) - float(recorded)) <= 0.6, (preset, subset)
     assert "test example 0" in out and "predicted digit" in out
+
+
+@pytest.mark.large
+def test_main_job_runs_on_a_split_it_cannot_verify(
+    tmp_path, monkeypatch, capsys
+):
+    """As with another espeak-ng version: the verified build fails (here
+    the recorded test hash is made wrong), and the job builds the split
+    unverified and judges the presets by their accuracies."""
+    with open(av_digits.DIGESTS_FILE, encoding="utf-8") as f:
+        record = json.load(f)
+    record["splits"]["test"]["sha256"] = "0" * 64
+    digests = tmp_path / "clips.json"
+    digests.write_text(json.dumps(record))
+    monkeypatch.setattr(av_digits, "DIGESTS_FILE", str(digests))
+    monkeypatch.setenv("MMZOO_CACHE_DIR", str(tmp_path / "cache"))
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "not the recorded 0000000000" in out
+    assert "Building the test split unverified instead." in out
+    assert "content hash 07d0dc96f462 matches the preset's metadata" in out
+    rows = re.findall(
+        r"^\w+ +(?:image\+audio|image|audio) +([\d.]+)% +([\d.]+)%$",
+        out,
+        re.MULTILINE,
+    )
+    assert len(rows) == 5
+    for accuracy, recorded in rows:
+        assert abs(float(accuracy) - float(recorded)) <= 0.6
+    assert sorted(os.listdir(tmp_path / "cache")) == [
+        "av_digits_1.0.0_test_unverified.npz"
+    ]
 
 
 def test_main_job_classifies_raw_files(tmp_path, capsys, test_split):

