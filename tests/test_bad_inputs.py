@@ -695,3 +695,33 @@ def test_sequence_length_setter(data):
     assert preprocessor.get_config()["sequence_length"] == 5
     with pytest.raises(ValueError, match="`sequence_length` must be"):
         preprocessor.sequence_length = 0
+
+
+@ONE_BACKEND
+def test_dataset_labels_out_of_range_stop_training(data, image_only):
+    x, y = data
+    ds = tf.data.Dataset.from_tensor_slices(({"image": x["image"]}, y + 10))
+    with pytest.raises(Exception, match=r"Labels must be class ids in \[0, 10\)"):
+        image_only.fit(ds.batch(8), epochs=1, verbose=0)
+
+
+@ONE_BACKEND
+def test_dataset_of_string_labels(data, image_only):
+    x, y = data
+    ds = tf.data.Dataset.from_tensor_slices(
+        ({"image": x["image"]}, WORDS[y])
+    )
+    with pytest.raises(ValueError, match=r"the dataset holds strings"):
+        image_only.fit(ds.batch(8), epochs=1, verbose=0)
+
+
+@ONE_BACKEND
+def test_tf_data_with_modality_mask(data, attention):
+    x, _ = data
+    mask = np.tile([[1, 0]], (N, 1))
+    ds = tf.data.Dataset.from_tensor_slices({**x, "modality_mask": mask})
+    np.testing.assert_allclose(
+        attention.predict(ds.batch(8), verbose=0),
+        attention.predict({"image": x["image"]}, verbose=0),
+        atol=1e-5,
+    )

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 from keras_hub.models import Task
 from keras_hub.src.utils.pipeline_model import _train_validation_split
+from keras_hub.src.utils.tensor_utils import in_tf_function
 
 from mmzoo.api_export import mmzoo_export
 from mmzoo.models.multimodal.multimodal_backbone import MultimodalBackbone
@@ -114,6 +115,34 @@ def check_labels(y, num_classes, batch_size, what="Labels"):
             f"{what} must be class ids in [0, {num_classes}). Received "
             f"{y[bad][:5].tolist()} at rows {bad[:5].tolist()}."
         )
+
+
+def labels_in_range(y, num_classes, what="Labels"):
+    """In a `tf.data` pipeline: fails a batch whose labels are out of range.
+
+    Datasets cannot be checked before training; this makes an out-of-range
+    class id stop the pipeline (`InvalidArgumentError` naming the range) on
+    every backend, where JAX would otherwise train on it silently.
+    """
+    import tensorflow as tf
+
+    y = tf.convert_to_tensor(y)
+    if y.dtype == tf.string:
+        raise ValueError(
+            f"{what} must be integer class ids in [0, {num_classes}); the "
+            "dataset holds strings. Map them to ids first."
+        )
+    message = f"{what} must be class ids in [0, {num_classes})."
+    checks = [
+        tf.debugging.assert_greater_equal(
+            y, tf.cast(0, y.dtype), message=message
+        ),
+        tf.debugging.assert_less(
+            y, tf.cast(num_classes, y.dtype), message=message
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(y)
 
 
 def check_sample_weight(sample_weight, batch_size):
@@ -289,10 +318,15 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         sample_weight=None,
         validation_data=None,
         validation_split=None,
-        shuffle=True,
+        shuffle=None,
         sample_rate=None,
         **kwargs,
     ):
+        """`keras.Model.fit`, plus `sample_rate=` (Hz) of the audio given.
+
+        `shuffle` defaults to `True` for arrays (shuffled each epoch) and is
+        left to the dataset for a `tf.data.Dataset`.
+        """
         rate = self._pipeline_rate(x, sample_rate)
         x = self._prepare_x(x, sample_rate)
         self._check_split(x, y, sample_weight)
@@ -312,9 +346,11 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
                 )
             # keras-hub turns arrays into a `tf.data.Dataset` without
             # shuffling them; shuffle each epoch as `keras.Model.fit` does.
+            shuffle = True if shuffle is None else shuffle
             x = _to_dataset(x, y, sample_weight, batch_size, shuffle)
             y = sample_weight = batch_size = None
             shuffle = False  # done above; Keras cannot shuffle a dataset
+        shuffle = bool(shuffle)
         with self._sample_rate_scope(rate):
             return super().fit(
                 x=x,
@@ -455,6 +491,11 @@ class MultimodalClassifier(MultimodalTask):
 
     def _check_targets(self, y, batch_size):
         check_labels(y, self.num_classes, batch_size)
+
+    def preprocess_samples(self, x, y=None, sample_weight=None):
+        if y is not None and in_tf_function():
+            y = labels_in_range(y, self.num_classes)
+        return super().preprocess_samples(x, y, sample_weight)
 
     def get_config(self):
         config = super().get_config()
