@@ -725,3 +725,24 @@ def test_tf_data_with_modality_mask(data, attention):
         attention.predict({"image": x["image"]}, verbose=0),
         atol=1e-5,
     )
+
+
+@ONE_BACKEND
+def test_dataset_batches_differing_in_modalities(data, attention):
+    x, _ = data
+
+    def batches():
+        yield {"image": x["image"][:4], "audio": x["audio"][:4]}
+        yield {"image": x["image"][4:8]}
+
+    ds = tf.data.Dataset.from_generator(
+        batches,
+        output_signature={
+            "image": tf.TensorSpec((None, 28, 28, 1), tf.uint8),
+            "audio": tf.TensorSpec((None, 8000), tf.float32),
+        },
+    )
+    with pytest.raises(
+        ValueError, match=r"batches differ in which modalities.*modality_mask"
+    ):
+        attention.predict(ds, verbose=0)

@@ -292,10 +292,23 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
 
     @contextlib.contextmanager
     def _sample_rate_scope(self, sample_rate):
-        """Declares the audio rate of datasets mapped inside this scope."""
+        """Declares the audio rate of datasets mapped inside this scope, and
+        turns a generator-backed dataset's structure mismatch (batches that
+        differ in modalities) into a one-line `ValueError`."""
+        import tensorflow as tf
+
         self._dataset_sample_rate = sample_rate
         try:
             yield
+        except tf.errors.InvalidArgumentError as e:
+            if "did not match the expected structure" not in str(e):
+                raise
+            raise ValueError(
+                "The dataset's batches differ in which modalities they "
+                "carry; tf.data needs one structure. Give every batch every "
+                "modality key (zeros for missing rows) and mark the missing "
+                "rows with 'modality_mask' (0 in that column)."
+            ) from None
         finally:
             self._dataset_sample_rate = None
 
