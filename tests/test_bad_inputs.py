@@ -746,3 +746,17 @@ def test_dataset_batches_differing_in_modalities(data, attention):
         ValueError, match=r"batches differ in which modalities.*modality_mask"
     ):
         attention.predict(ds, verbose=0)
+
+
+@ONE_BACKEND
+@pytest.mark.parametrize(
+    "row, message",
+    [([0.5, 1], r"must hold only 0 \(missing\) or 1"), ([0, 0], r"no modality")],
+)
+def test_dataset_mask_values_checked_in_pipeline(data, attention, row, message):
+    x, _ = data
+    mask = np.ones((N, 2), "float32")
+    mask[5] = row
+    ds = tf.data.Dataset.from_tensor_slices({**x, "modality_mask": mask})
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        attention.predict(ds.batch(8), verbose=0)

@@ -433,6 +433,9 @@ class MultimodalClassifier(MultimodalTask):
     )
     classifier.fit({"image": images, "audio": waves}, labels, epochs=3)
     classifier.predict({"audio": waves})  # image missing
+    # Audio recorded at 16 kHz for an 8 kHz model: declare it, it is
+    # resampled (undeclared audio is taken to be at the preset's rate).
+    classifier.predict({"audio": waves_16k}, sample_rate=16000)
     classifier.save_to_preset("./my_preset")
     restored = mmzoo.models.MultimodalClassifier.from_preset("./my_preset")
     ```

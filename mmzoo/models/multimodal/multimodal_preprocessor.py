@@ -619,7 +619,32 @@ class MultimodalPreprocessor(Preprocessor):
                     "'modality_mask' must hold 0/1 (bool or int). Received "
                     f"dtype {given.dtype.name}."
                 )
-            mask = tf.cast(tf.cast(given, "bool"), "int32")
+            # Values are checked eagerly by `standardize`; inside a dataset
+            # a bad batch stops the pipeline with these messages instead.
+            binary = tf.reduce_all(
+                tf.logical_or(
+                    tf.equal(tf.cast(given, "float32"), 0.0),
+                    tf.equal(tf.cast(given, "float32"), 1.0),
+                )
+            )
+            rows = tf.reduce_sum(tf.cast(given, "float32") * tf.cast(
+                presence, "float32"
+            ), axis=-1)
+            checks = [
+                tf.debugging.Assert(
+                    binary,
+                    ["'modality_mask' must hold only 0 (missing) or 1 "
+                     f"(present), one column per modality in "
+                     f"{self.modalities}."],
+                ),
+                tf.debugging.Assert(
+                    tf.reduce_all(rows > 0),
+                    ["A row of 'modality_mask' leaves no modality present; "
+                     "every row needs at least one."],
+                ),
+            ]
+            with tf.control_dependencies(checks):
+                mask = tf.cast(tf.cast(given, "bool"), "int32")
         outputs[MODALITY_MASK] = mask * presence
         if one:
             outputs = tf.nest.map_structure(lambda t: t[0], outputs)
