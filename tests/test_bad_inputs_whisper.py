@@ -359,6 +359,27 @@ def test_generators_are_refused_with_a_way_out(classifier, audio):
         classifier.fit(batches(), verbose=0)
 
 
+@one_backend
+def test_pooled_features_take_what_predict_takes(classifier, audio):
+    audio_8k = resample_poly(audio, 1, 2, axis=-1).astype("float32")
+    clips = [audio_8k[0][:3000], audio_8k[1], audio_8k[2][:1000]]
+    expected = classifier.pooled_features(
+        window([resample_poly(c, 2, 1) for c in clips])
+    )
+    got = classifier.pooled_features(clips, batch_size=2, sample_rate=8000)
+    assert got.shape == (3, 8)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # One clip is a batch of one.
+    assert classifier.pooled_features(audio[0]).shape == (1, 8)
+    # Row numbers count from the start of the input, not of the batch.
+    bad = np.concatenate([audio, audio])
+    bad[4, 7] = np.nan
+    with pytest.raises(ValueError, match="infinite samples at row 4"):
+        classifier.pooled_features(bad, batch_size=2)
+    with pytest.raises(ValueError, match="`pooled_features` got an empty"):
+        classifier.pooled_features(np.zeros((0, 100), "float32"))
+
+
 # --- Labels ------------------------------------------------------------------
 
 

@@ -283,13 +283,17 @@ class WhisperAudioConverter(keras_hub.layers.WhisperAudioConverter):
                 "Modality 'audio' got an empty batch; expected at least one "
                 "waveform."
             )
+        return self._window(rows, sample_rate), unbatched
+
+    def _window(self, rows, sample_rate):
+        """Checked 1-D clips resampled, padded or trimmed, float32."""
         if sample_rate is not None:
             rows = resample(rows, sample_rate, self.sampling_rate)
         batch = np.zeros((len(rows), self.num_samples), "float32")
         for i, row in enumerate(rows):
             row = row[: self.num_samples]
             batch[i, : len(row)] = row
-        return batch, unbatched
+        return batch
 
     # --- Graph (tf.data) path ------------------------------------------------
 

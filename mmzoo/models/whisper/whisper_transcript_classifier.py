@@ -258,12 +258,22 @@ class WhisperTranscriptClassifier(
         `audio` in any form `predict` takes, at `sample_rate` (`None`:
         16 kHz)."""
         pooled = keras.Model(self.input, self.pooler(self.encoder(self.input)))
-        features = self.preprocessor.audio_converter
-        audio = features.standardize(audio, sample_rate)
+        converter = self.preprocessor.audio_converter
+        if sample_rate is not None:
+            sample_rate = check_rate(sample_rate)
+        # Every clip checked first (row numbers of the whole input), then
+        # windowed one batch at a time: no copy of the whole set.
+        audio, _ = converter._rows(audio)
+        if not audio:
+            raise ValueError(
+                "`pooled_features` got an empty batch; expected at least "
+                "one waveform."
+            )
         out = []
         progbar = keras.utils.Progbar(len(audio), unit_name="clip")
         for start in range(0, len(audio), batch_size):
-            batch = features(audio[start : start + batch_size])
+            rows = audio[start : start + batch_size]
+            batch = converter(converter._window(rows, sample_rate))
             out.append(ops.convert_to_numpy(pooled.predict_on_batch(batch)))
             progbar.update(min(start + batch_size, len(audio)))
         return np.concatenate(out)
