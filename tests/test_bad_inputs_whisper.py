@@ -180,6 +180,12 @@ def test_one_clip_is_a_batch_of_one(classifier, audio, reference):
     np.testing.assert_allclose(got[0], reference[1], atol=1e-5)
     # The converter keeps keras-hub's rule: one clip, unbatched features.
     assert features(audio[1]).shape == (50, 80)
+    # The backend's own tensors (jax.Array, torch.Tensor, tf.Tensor).
+    native = keras.ops.convert_to_tensor(audio)
+    got = predict(classifier, native)
+    np.testing.assert_allclose(got, reference, atol=1e-5)
+    got = predict(classifier, native[1])
+    np.testing.assert_allclose(got[0], reference[1], atol=1e-5)
 
 
 def test_list_of_clips_of_different_lengths(classifier, audio):
