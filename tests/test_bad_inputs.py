@@ -701,7 +701,10 @@ def test_sequence_length_setter(data):
 def test_dataset_labels_out_of_range_stop_training(data, image_only):
     x, y = data
     ds = tf.data.Dataset.from_tensor_slices(({"image": x["image"]}, y + 10))
-    with pytest.raises(Exception, match=r"Labels must be class ids in \[0, 10\)"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"Labels must be class ids in \[0, 10\)",
+    ):
         image_only.fit(ds.batch(8), epochs=1, verbose=0)
 
 
@@ -751,9 +754,14 @@ def test_dataset_batches_differing_in_modalities(data, attention):
 @ONE_BACKEND
 @pytest.mark.parametrize(
     "row, message",
-    [([0.5, 1], r"must hold only 0 \(missing\) or 1"), ([0, 0], r"no modality")],
+    [
+        ([0.5, 1], r"must hold only 0 \(missing\) or 1"),
+        ([0, 0], r"no modality"),
+    ],
 )
-def test_dataset_mask_values_checked_in_pipeline(data, attention, row, message):
+def test_dataset_mask_values_checked_in_pipeline(
+    data, attention, row, message
+):
     x, _ = data
     mask = np.ones((N, 2), "float32")
     mask[5] = row

@@ -41,8 +41,9 @@ class WaveformConverter(AudioConverter):
       `(batch, channels, samples)` (channels first) is refused.
     - The call argument `sample_rate` declares the rate of the audio. When it
       differs from the converter's `sample_rate`, the audio is resampled
-      (band-limited, `scipy.signal.resample`) before padding or trimming. When it is not given, the audio is assumed to be at the
-      converter's rate (nothing is resampled).
+      (band-limited, `scipy.signal.resample`) before padding or trimming.
+      When it is not given, the audio is assumed to be at the converter's
+      rate (nothing is resampled).
 
     Args:
         sample_rate: int. Expected sample rate, in Hz (recorded in the

@@ -346,7 +346,8 @@ class MultimodalPreprocessor(Preprocessor):
                 "'text' key out, or set its column of "
                 "'modality_mask' to 0, for rows without text."
             )
-        return np.array(texts, dtype=object)
+        # Unicode, not object: keras-hub then batches it as before.
+        return np.array(texts)
 
     def _standardize_image(self, value):
         if isinstance(value, (list, tuple)):
