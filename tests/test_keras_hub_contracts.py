@@ -289,11 +289,6 @@ class TestFusionLayers:
 
 
 class WaveformConverterTest(TestCase):
-    @pytest.mark.xfail(
-        strict=True,
-        reason="WaveformConverter rejects one unbatched waveform (rank 1), "
-        "which tf.data and Grain map one example at a time",
-    )
     def test_preprocessing_layer(self):
         audio = audio_inputs(samples=700)
         # `expected_output` is left out: the helper tests it with `if

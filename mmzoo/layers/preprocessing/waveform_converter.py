@@ -39,6 +39,9 @@ class WaveformConverter(AudioConverter):
       `MAX_CHANNELS` (8) channels: stereo is mixed down to mono by averaging
       the channels.
       `(batch, channels, samples)` (channels first) is refused.
+    - One mono waveform without a batch axis, `(samples,)` (as `tf.data`
+      and Grain map unbatched datasets), comes out unbatched,
+      `(num_samples,)`. A rank-2 input is always read as a batch.
     - The call argument `sample_rate` declares the rate of the audio. When it
       differs from the converter's `sample_rate`, the audio is resampled
       (band-limited, `scipy.signal.resample`) before padding or trimming.
@@ -52,7 +55,7 @@ class WaveformConverter(AudioConverter):
 
     Call arguments:
         audio: float waveforms `(batch, samples)` or
-            `(batch, samples, channels)`.
+            `(batch, samples, channels)`, or one waveform `(samples,)`.
         sample_rate: int or `None`. The rate of `audio`, in Hz. `None`
             means the converter's `sample_rate`.
 
@@ -61,6 +64,7 @@ class WaveformConverter(AudioConverter):
     converter = mmzoo.layers.WaveformConverter(sample_rate=8000,
                                                num_samples=8000)
     converter(np.zeros((2, 5000), "float32")).shape  # (2, 8000)
+    converter(np.zeros((5000,), "float32")).shape  # (8000,): unbatched
     # One second at 16 kHz, resampled to 8 kHz:
     converter(np.zeros((2, 16000), "float32"), sample_rate=16000).shape
     # (2, 8000)
@@ -220,6 +224,16 @@ class WaveformConverter(AudioConverter):
                 f"[-1, 1]). Received dtype {audio.dtype.name}; scale integer "
                 "PCM first, e.g. `x / 32768.0`."
             )
+        # One waveform `(samples,)`, as tf.data and Grain map an unbatched
+        # dataset: add the batch axis here and take it off the output.
+        unbatched = audio.shape.rank == 1
+        if unbatched:
+            if audio.shape[0] == 0:
+                raise ValueError(
+                    "Modality 'audio' got zero-length waveforms (shape "
+                    f"{tuple(audio.shape)}); expected at least one sample."
+                )
+            audio = audio[tf.newaxis]
         if audio.shape.rank == 3:
             channels = audio.shape[2]
             if channels is None or channels > MAX_CHANNELS:
@@ -251,7 +265,10 @@ class WaveformConverter(AudioConverter):
         audio = audio[:, : self.num_samples]
         pad = self.num_samples - tf.shape(audio)[1]
         audio = tf.pad(audio, [[0, 0], [0, pad]])
-        return tf.ensure_shape(audio, [None, self.num_samples])
+        audio = tf.ensure_shape(audio, [None, self.num_samples])
+        if unbatched:
+            audio = audio[0]
+        return audio
 
     def get_config(self):
         config = super().get_config()
