@@ -1,5 +1,7 @@
 import keras_hub
 import numpy as np
+from keras_hub.src.utils.audio_utils import frame_signal
+from keras_hub.src.utils.audio_utils import hann_window
 from keras_hub.src.utils.tensor_utils import convert_to_numpy
 
 from mmzoo.api_export import mmzoo_export
@@ -142,6 +144,53 @@ class WhisperAudioConverter(keras_hub.layers.WhisperAudioConverter):
 
     def audio_shape(self):
         return (self.num_frames, self.num_mels)
+
+    # --- Features -----------------------------------------------------------
+    # keras-hub computes the features twice over: NumPy when called eagerly
+    # (`_extract_audio_features_python`), TensorFlow inside tf.data
+    # (`_extract_audio_features`). In float32 their FFTs round differently
+    # (up to 3e-6 apart on the same clip), so a direct call and the same
+    # call mapped over a dataset disagreed. Both run the same steps in
+    # float64 here and round to float32 once, at the end: they agree to
+    # float32 rounding.
+
+    def _extract_audio_features(self, audio):
+        tf = _tf()
+        audio = tf.cast(audio, "float64")
+        pad = self.num_fft_bins // 2
+        audio = tf.pad(audio, [[0, 0], [pad, pad]], mode="REFLECT")
+        stft = tf.signal.stft(
+            audio,
+            frame_length=self.num_fft_bins,
+            frame_step=self.stride,
+            fft_length=self.num_fft_bins,
+            # The same window as the NumPy path, to the last bit.
+            window_fn=lambda _, dtype: tf.constant(
+                hann_window(self.num_fft_bins, dtype="float64"), dtype
+            ),
+        )
+        magnitudes = tf.square(tf.abs(stft[:, :-1, :]))
+        mel_spec = tf.matmul(
+            magnitudes, tf.constant(self.mel_filters, "float64")
+        )
+        log_spec = tf.math.log(tf.maximum(mel_spec, 1e-10)) / np.log(10.0)
+        floor = tf.reduce_max(log_spec, axis=[1, 2], keepdims=True) - 8.0
+        log_spec = (tf.maximum(log_spec, floor) + 4.0) / 4.0
+        return tf.cast(log_spec, self.compute_dtype)
+
+    def _extract_audio_features_python(self, audio):
+        audio = np.asarray(audio, "float64")
+        pad = self.num_fft_bins // 2
+        audio = np.pad(audio, ((0, 0), (pad, pad)), mode="reflect")
+        frames = frame_signal(audio, self.num_fft_bins, self.stride)
+        frames = frames * hann_window(self.num_fft_bins, dtype="float64")
+        stft = np.fft.rfft(frames, n=self.num_fft_bins, axis=-1)
+        magnitudes = np.square(np.abs(stft[:, :-1, :]))
+        mel_spec = magnitudes @ self.mel_filters.astype("float64")
+        log_spec = np.log(np.maximum(mel_spec, 1e-10)) / np.log(10.0)
+        floor = np.max(log_spec, axis=(1, 2), keepdims=True) - 8.0
+        log_spec = (np.maximum(log_spec, floor) + 4.0) / 4.0
+        return log_spec.astype(self.compute_dtype)
 
     # --- Eager path ---------------------------------------------------------
 
