@@ -86,6 +86,8 @@ class WhisperTranscriptScorer(keras.layers.Layer):
 
     def __init__(self, backbone, sequences, scored, **kwargs):
         kwargs.setdefault("dtype", backbone.dtype_policy)
+        # Always frozen; `get_config()` records `trainable: False`.
+        kwargs.pop("trainable", None)
         super().__init__(trainable=False, **kwargs)
         sequences = [[int(t) for t in s] for s in sequences]
         scored = [[bool(f) for f in s] for s in scored]
@@ -197,7 +199,26 @@ class WhisperTranscriptScorer(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], len(self.sequences))
 
+    def compute_output_spec(self, encoder_sequence):
+        # float32 under every policy, as `call` returns.
+        return keras.KerasTensor(
+            self.compute_output_shape(encoder_sequence.shape), "float32"
+        )
+
     def get_config(self):
         config = super().get_config()
-        config.update({"sequences": self.sequences, "scored": self.scored})
+        config.update(
+            {
+                "backbone": keras.layers.serialize(self.backbone),
+                "sequences": self.sequences,
+                "scored": self.scored,
+            }
+        )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("backbone"), dict):
+            config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)
