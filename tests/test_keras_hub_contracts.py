@@ -945,12 +945,6 @@ class MultimodalMultiTaskTest(TestCase):
 
 
 class WhisperTranscriptClassifierTest(TestCase):
-    @pytest.mark.xfail(
-        strict=True,
-        reason="WhisperTranscriptClassifier.from_config(get_config()) "
-        "raises: the config's tokenizer has no vocabulary (keras-hub keeps "
-        "it in assets) and __init__ spells the transcripts with it",
-    )
     def test_task(self):
         from test_whisper_transcript_classifier import TRANSCRIPTS
         from test_whisper_transcript_classifier import tiny_backbone

@@ -132,6 +132,13 @@ class WhisperTranscriptClassifier(
         dropout: float. Dropout of the head.
         zero_shot_weight: float. Weight of the zero-shot log-probabilities.
         head_weight: float. Weight of the head's log-probabilities.
+        transcript_token_ids: optional dict, the transcripts already spelt:
+            `{"sequences": [[token ids]], "scored": [[bool]], "classes":
+            [class id]}`, one entry per scored sequence. `None` (the
+            default): spelt from `class_transcripts` with the
+            preprocessor's tokenizer. `get_config()` records them, so
+            `from_config` needs no tokenizer vocabulary (keras-hub keeps it
+            in the preset's assets, loaded after the task is built).
 
     Inputs (`fit`, `evaluate`, `predict`, `pooled_features`): raw mono or
     multichannel waveforms, float in [-1, 1], in any form
@@ -180,19 +187,25 @@ class WhisperTranscriptClassifier(
         dropout=0.3,
         zero_shot_weight=1.0,
         head_weight=1.0,
+        transcript_token_ids=None,
         **kwargs,
     ):
-        if preprocessor is None or preprocessor.tokenizer is None:
-            raise ValueError(
-                "WhisperTranscriptClassifier needs a preprocessor with a "
-                "tokenizer (a WhisperAudioClassifierPreprocessor) to spell "
-                "its transcripts."
-            )
         class_transcripts = _check_transcripts(class_transcripts)
         num_classes = len(next(iter(class_transcripts.values())))
-        sequences, scored, classes = _candidate_sequences(
-            preprocessor.tokenizer, class_transcripts
-        )
+        if transcript_token_ids is None:
+            if preprocessor is None or preprocessor.tokenizer is None:
+                raise ValueError(
+                    "WhisperTranscriptClassifier needs a preprocessor with a "
+                    "tokenizer (a WhisperAudioClassifierPreprocessor) to "
+                    "spell its transcripts, or `transcript_token_ids`."
+                )
+            sequences, scored, classes = _candidate_sequences(
+                preprocessor.tokenizer, class_transcripts
+            )
+        else:
+            sequences, scored, classes = _check_token_ids(
+                transcript_token_ids, num_classes
+            )
         dtype = backbone.dtype_policy
         # === Layers ===
         self.backbone = backbone
@@ -240,6 +253,11 @@ class WhisperTranscriptClassifier(
         self.zero_shot_weight = zero_shot_weight
         self.head_weight = head_weight
         self.candidate_classes = classes
+        self.transcript_token_ids = {
+            "sequences": [[int(t) for t in seq] for seq in sequences],
+            "scored": [[bool(f) for f in flags] for flags in scored],
+            "classes": [int(c) for c in classes],
+        }
 
     def head_model(self):
         """The head alone, on pooled encoder output `(batch, hidden)`.
@@ -455,6 +473,7 @@ class WhisperTranscriptClassifier(
                 "dropout": self.dropout,
                 "zero_shot_weight": self.zero_shot_weight,
                 "head_weight": self.head_weight,
+                "transcript_token_ids": self.transcript_token_ids,
             }
         )
         return config
@@ -519,6 +538,36 @@ def _check_transcripts(class_transcripts):
             f"language: {sizes}."
         )
     return checked
+
+
+def _check_token_ids(transcript_token_ids, num_classes):
+    """Already spelt transcripts: sequences, scored flags and classes."""
+    keys = {"sequences", "scored", "classes"}
+    if not isinstance(transcript_token_ids, dict) or (
+        set(transcript_token_ids) != keys
+    ):
+        raise ValueError(
+            "`transcript_token_ids` must be a dict with keys "
+            f"{sorted(keys)}. Received: {transcript_token_ids!r}"
+        )
+    sequences = transcript_token_ids["sequences"]
+    scored = transcript_token_ids["scored"]
+    classes = np.asarray(transcript_token_ids["classes"], "int32")
+    if classes.ndim != 1 or len(classes) != len(sequences):
+        raise ValueError(
+            "`transcript_token_ids['classes']` needs one class id per "
+            f"sequence: {len(sequences)} sequences, classes of shape "
+            f"{classes.shape}."
+        )
+    if np.any((classes < 0) | (classes >= num_classes)) or set(
+        classes.tolist()
+    ) != set(range(num_classes)):
+        raise ValueError(
+            "`transcript_token_ids['classes']` must cover the "
+            f"{num_classes} classes of `class_transcripts`, ids in [0, "
+            f"{num_classes - 1}]. Received: {classes.tolist()}"
+        )
+    return sequences, scored, classes
 
 
 def _candidate_sequences(tokenizer, class_transcripts):
