@@ -10,7 +10,7 @@ status=0
 export XLA_FLAGS="${XLA_FLAGS:---xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true}"
 for backend in jax torch tensorflow; do
     echo "=== KERAS_BACKEND=$backend ==="
-    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q -p no:cacheprovider "$@" tests
+    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q -p no:cacheprovider --durations=15 "$@" tests
     code=$?
     if [ $code -ne 0 ]; then
         echo "=== $backend FAILED (pytest exit $code) ==="
