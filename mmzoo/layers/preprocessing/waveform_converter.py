@@ -2,23 +2,18 @@ import numpy as np
 from keras_hub.layers import AudioConverter
 
 from mmzoo.api_export import mmzoo_export
+from mmzoo.utils import resampling
 
 # A trailing axis at most this long is read as audio channels.
 MAX_CHANNELS = 8
 
 
 def _check_rate(sample_rate, name="sample_rate"):
-    if (
-        isinstance(sample_rate, bool)
-        or not isinstance(sample_rate, (int, float, np.integer, np.floating))
-        or not float(sample_rate).is_integer()
-        or sample_rate <= 0
-    ):
-        raise ValueError(
-            f"Modality 'audio': `{name}` must be a positive whole number of "
-            f"Hz (e.g. 16000). Received: {sample_rate!r}"
-        )
-    return int(sample_rate)
+    """`resampling.check_rate`, its error naming the audio modality."""
+    try:
+        return resampling.check_rate(sample_rate, name)
+    except ValueError as e:
+        raise ValueError(f"Modality 'audio': {e}") from None
 
 
 @mmzoo_export("mmzoo.layers.WaveformConverter")
