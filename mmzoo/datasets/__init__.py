@@ -12,6 +12,7 @@ from mmzoo.datasets.mnist import load_mnist
 from mmzoo.datasets.real_spoken_digits import load_real_spoken_digits
 from mmzoo.datasets.spoken_digits import load_spoken_digits
 from mmzoo.datasets.synthesised_digits import load_synthesised_digits
+from mmzoo.datasets.voice_prompts import load_voice_prompts
 
 __all__ = [
     "AV_DIGITS_VERSION",
@@ -26,4 +27,5 @@ __all__ = [
     "load_real_spoken_digits",
     "load_spoken_digits",
     "load_synthesised_digits",
+    "load_voice_prompts",
 ]
