@@ -18,6 +18,10 @@ from mmzoo.models.sentence_encoder.sentence_encoder_tokenizer import (
     SentenceEncoderTokenizer,
 )
 from mmzoo.models.whisper.whisper_audio_encoder import WhisperAudioEncoder
+from mmzoo.models.whisper.whisper_audio_to_text import WhisperAudioToText
+from mmzoo.models.whisper.whisper_audio_to_text_preprocessor import (
+    WhisperAudioToTextPreprocessor,
+)
 from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
 from mmzoo.models.whisper.whisper_tokenizer import WhisperTokenizer
 from mmzoo.models.whisper.whisper_transcript_classifier import (
