@@ -137,9 +137,14 @@ class WhisperAudioToText(AudioToText):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # Whisper's token rules, from the tokenizer (kept if the
-        # preprocessor is detached later).
+        # preprocessor is detached later). A tokenizer rebuilt from a config
+        # gets its vocabulary later (keras-hub loads assets after
+        # building): then the rules are read at the first `generate`.
         self._rules = None
-        if preprocessor is not None:
+        if (
+            preprocessor is not None
+            and preprocessor.tokenizer.vocabulary is not None
+        ):
             self._rules = self.decoding_rules(preprocessor)
 
     def compile(
@@ -438,7 +443,7 @@ class WhisperAudioToText(AudioToText):
         inputs,
         language=None,
         task="transcribe",
-        max_length=448,
+        max_length=None,
         sample_rate=None,
         stop_token_ids="auto",
     ):
@@ -454,9 +459,9 @@ class WhisperAudioToText(AudioToText):
                 language code (`"en"`, `"es"`, ...) or a list, one per clip.
             task: `"transcribe"` (text in the language spoken) or
                 `"translate"` (English text).
-            max_length: int. Decoder positions, prompt included (448,
-                Whisper's context, by default). At most `max_length // 2`
-                tokens are generated.
+            max_length: int. Decoder positions, prompt included. Defaults to
+                the decoder's context (448 for Whisper). At most
+                `max_length // 2` tokens are generated.
             sample_rate: optional int, the audio's rate in Hz (resampled to
                 16 kHz).
             stop_token_ids: `"auto"` (`<|endoftext|>`), a tuple of ids, or
@@ -470,6 +475,7 @@ class WhisperAudioToText(AudioToText):
         check_task(task)
         rules = self._require_rules()
         limit = self.backbone.max_decoder_sequence_length
+        max_length = limit if max_length is None else max_length
         if not PROMPT_LENGTH < max_length <= limit:
             raise ValueError(
                 f"`max_length` must be in ({PROMPT_LENGTH}, {limit}] (the "

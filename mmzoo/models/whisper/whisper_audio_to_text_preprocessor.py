@@ -30,6 +30,19 @@ LANGUAGE_POSITION = 1
 UNFILLED = 0
 
 
+def _as_str(text):
+    return text.decode("utf-8") if isinstance(text, bytes) else str(text)
+
+
+def _is_unbatched(audio):
+    if isinstance(audio, (list, tuple, dict)) or audio is None:
+        return False
+    shape = getattr(audio, "shape", None)
+    if shape is None:
+        return False
+    return len(shape) == 1
+
+
 def check_task(task):
     """`task` if it is `"transcribe"` or `"translate"`, else a ValueError."""
     if task not in TASKS:
@@ -66,6 +79,7 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
       `"decoder_padding_mask"`; `y` is the token ids shifted by one; the
       sample weights are `0` on the prompt tokens and the padding, so the
       loss counts the transcript and its end only (teacher forcing).
+      Audio alone (`predict`) gives the prompt as decoder input.
     - `generate_preprocess(x, language=None, task="transcribe")`: the
       features and the decoder prompt, padded to `sequence_length`. With
       `language=None` the language slot is left for the model to fill
@@ -291,8 +305,9 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
     ):
         audio, text = self._split(x, y)
         features = self.audio_features(audio, sample_rate)
-        if text is None:
-            return features
+        if _is_unbatched(audio):
+            # One clip (and one transcript): unbatched outputs.
+            features = features[0]
         if self.language is None:
             raise ValueError(
                 "Training needs the language of the transcripts: set it "
@@ -300,10 +315,15 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
                 "`WhisperAudioToTextPreprocessor(..., language=\"en\")` or "
                 "`preprocessor.language = \"en\"`."
             )
-        if isinstance(text, str):
-            text = [text]
-        elif isinstance(text, np.ndarray):
-            text = [str(t) for t in text.tolist()]
+        if text is None:
+            # Audio alone (`predict`): the decoder sees the prompt.
+            return self._prompt_inputs(features, sequence_length)
+        if isinstance(text, np.ndarray):
+            text = text.tolist()
+            if isinstance(text, list):
+                text = [_as_str(t) for t in text]
+            else:
+                text = _as_str(text)
         tf = _tf()
         length = sequence_length or self.decoder_sequence_length
         prompt = self.prompt_token_ids(self.language, self.task)
@@ -333,6 +353,29 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
         if not _is_symbolic(token_ids):
             outputs = convert_preprocessing_outputs(outputs)
         return keras.utils.pack_x_y_sample_weight(*outputs)
+
+    def _prompt_inputs(self, features, sequence_length):
+        tf = _tf()
+        length = sequence_length or self.decoder_sequence_length
+        prompt = self.prompt_token_ids(self.language, self.task)
+        row = np.full(length, int(self.tokenizer.pad_token_id), "int32")
+        row[: len(prompt)] = prompt[:length]
+        mask = np.arange(length) < len(prompt)
+        features = tf.convert_to_tensor(features)
+        if features.shape.rank == 3:
+            batch = tf.shape(features)[:1]
+            token_ids = tf.tile(row[None], tf.concat([batch, [1]], 0))
+            mask = tf.tile(mask[None], tf.concat([batch, [1]], 0))
+        else:
+            token_ids, mask = tf.constant(row), tf.constant(mask)
+        x = {
+            "encoder_features": features,
+            "decoder_token_ids": token_ids,
+            "decoder_padding_mask": mask,
+        }
+        if not _is_symbolic(features):
+            x = convert_preprocessing_outputs(x)
+        return x
 
     # --- Generation ---------------------------------------------------------
 
