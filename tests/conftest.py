@@ -7,6 +7,47 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+# Backend-independent work (building datasets and caches, writing preset
+# files, checks made in NumPy before any backend op) and the full-test-set
+# accuracy of a shipped preset run on ONE backend: `@pytest.mark.one_backend`
+# (TensorFlow) or `@pytest.mark.one_backend("torch")`. Everything that runs a
+# model runs on all three; the other backends check a shipped preset's
+# recorded predictions on a fixed subset of its test set.
+DEFAULT_ONE_BACKEND = "tensorflow"
+
+if keras.config.backend() == "tensorflow":
+    import tensorflow as tf
+
+    # The tests trace many small graphs; Grappler's graph rewrites cost more
+    # than they save on them (about 10 % of the TensorFlow run, measured).
+    # What the graphs compute is the same.
+    tf.config.optimizer.set_experimental_options(
+        {"disable_meta_optimizer": True}
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "one_backend(name='tensorflow'): backend-independent test, run on "
+        "that backend only",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    backend = keras.config.backend()
+    for item in items:
+        marker = item.get_closest_marker("one_backend")
+        if marker is None:
+            continue
+        wanted = marker.args[0] if marker.args else DEFAULT_ONE_BACKEND
+        if wanted != backend:
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"backend-independent: runs on {wanted} only"
+                )
+            )
+
 
 @pytest.fixture(autouse=True)
 def _seed_and_policy():

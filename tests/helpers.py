@@ -29,6 +29,20 @@ IMAGE_SIZE = 12
 SEQUENCE_LENGTH = 6
 
 
+# The shipped presets are evaluated on their whole test set on ONE backend,
+# TensorFlow (the one they were trained on); on JAX and PyTorch they must
+# reproduce the recorded predictions of the first `CHECKED_EXAMPLES` test
+# examples: the same weights giving the same classes is what differs between
+# backends, and the whole set costs minutes per backend.
+FULL_EVALUATION_BACKEND = "tensorflow"
+CHECKED_EXAMPLES = 250  # one batch of the evaluations (250)
+
+
+def full_evaluation():
+    """Whether this backend evaluates shipped presets on the whole set."""
+    return keras.config.backend() == FULL_EVALUATION_BACKEND
+
+
 def tiny_encoders():
     return {
         "text": mmzoo.models.TextEncoder(

@@ -5,9 +5,12 @@ set -u
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
 status=0
-# The tests compile many small models: XLA's cheaper CPU optimisation makes
-# jax compile about a third faster (the code tested is the same).
-export XLA_FLAGS="${XLA_FLAGS:---xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true}"
+# The tests compile many small models, and JAX compiles every op it runs
+# eagerly: XLA's cheaper CPU code generation (no LLVM optimisation, the
+# classic emitters, one codegen split) compiles about 40 % faster than the
+# default (measured on keras-hub's contract tests); the code tested is the
+# same.
+export XLA_FLAGS="${XLA_FLAGS:---xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true --xla_cpu_use_fusion_emitters=false --xla_cpu_parallel_codegen_split_count=1}"
 for backend in jax torch tensorflow; do
     echo "=== KERAS_BACKEND=$backend ==="
     KERAS_BACKEND=$backend "$PYTHON" -m pytest -q -p no:cacheprovider --durations=15 "$@" tests

@@ -29,6 +29,9 @@ from mmzoo.datasets import load_av_digits
 from mmzoo.datasets import spoken_digits
 from mmzoo.recipes.av_digits import evaluate_subsets
 
+from helpers import CHECKED_EXAMPLES
+from helpers import full_evaluation
+
 PRESETS = UNIMODAL_PRESETS + FUSED_PRESETS
 # At most this many of the 1,500 test predictions of a subset may differ
 # from the recorded ones (float rounding differs between backends).
@@ -59,6 +62,9 @@ def _metadata(name):
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_reaches_recorded_accuracy(name, test_split):
+    """On TensorFlow the whole split, on JAX and PyTorch its first
+    `CHECKED_EXAMPLES` examples: the recorded predictions, and on the whole
+    split the recorded accuracies."""
     x, y, info = test_split
     metadata = _metadata(name)
     assert metadata["dataset"]["version"] == info["version"]
@@ -66,20 +72,27 @@ def test_preset_reaches_recorded_accuracy(name, test_split):
         # Judged by its accuracies and predictions below; the hash is
         # reported beside them.
         warnings.warn(f"{name}: {split_hash_report(info, metadata)}")
+    full = full_evaluation()
+    if not full:
+        x = {key: value[:CHECKED_EXAMPLES] for key, value in x.items()}
+        y = y[:CHECKED_EXAMPLES]
     classifier = mmzoo.models.MultimodalClassifier.from_preset(name)
     results, predictions = evaluate_subsets(
         classifier, x, y, return_predictions=True
     )
     assert set(results) == set(metadata["test_accuracy"])
     for subset, accuracy in results.items():
-        assert accuracy == pytest.approx(
-            metadata["test_accuracy"][subset], abs=0.005
-        ), subset
         recorded = np.array(
             [int(c) for c in metadata["test_predictions"][subset]]
-        )
+        )[: len(y)]
         different = int(np.sum(recorded != predictions[subset]))
         assert different <= MAX_DIFFERENT_PREDICTIONS, (subset, different)
+        if full:
+            assert accuracy == pytest.approx(
+                metadata["test_accuracy"][subset], abs=0.005
+            ), subset
+        else:
+            assert len(predictions[subset]) == CHECKED_EXAMPLES
 
 
 @pytest.mark.parametrize(
@@ -134,6 +147,10 @@ def _write_wav(path, audio, rate=8000):
         f.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
 
 
+# The main job's table on one backend (CI also runs the job itself, on
+# TensorFlow, before the tests); the presets it loads are tested above on
+# every backend.
+@pytest.mark.one_backend("jax")
 def test_main_job_prints_the_table(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
@@ -163,6 +180,7 @@ def test_main_job_prints_the_table(capsys):
 
 
 @pytest.mark.large
+@pytest.mark.one_backend  # builds the split: backend-independent
 def test_main_job_runs_on_a_split_it_cannot_verify(
     tmp_path, monkeypatch, capsys
 ):

@@ -973,6 +973,16 @@ def test_every_public_class_has_a_contract_test():
         if name.endswith("Test") and isinstance(value, type)
     }
     tested |= {"ProjectionFusion", "ConvFusion", "AttentionFusion"}
+    # Contract tests kept beside the class's other tests.
+    import test_whisper_audio_to_text
+
+    tested |= {
+        name[: -len("Test")]
+        for name, value in vars(test_whisper_audio_to_text).items()
+        if name.endswith("Test")
+        and isinstance(value, type)
+        and issubclass(value, TestCase)
+    }
     # The abstract bases: no instance of their own to check.
     abstract = {"ModalityFusion", "MultimodalTask"}
     public = {

@@ -8,6 +8,8 @@ from mmzoo.datasets import load_real_spoken_digits
 from mmzoo.models import WhisperTranscriptClassifier
 from mmzoo.recipes.whisper_spoken_digits import fit_window
 
+from helpers import full_evaluation
+
 NAME = "whisper_spoken_digits"
 
 
@@ -19,19 +21,28 @@ def classifier():
 
 
 def test_reaches_recorded_accuracy_on_real_recordings(classifier):
+    """All 40 recordings on TensorFlow; on JAX and PyTorch the recorded
+    predictions of one clip per speaker and digit of two speakers (20)."""
     metadata = mmzoo.list_presets()[NAME]
     recorded = metadata["test_accuracy"]
     real = load_real_spoken_digits(sample_rate=16000)
+    expected = np.asarray(recorded["real_predictions"])
+    rows = np.arange(len(real["labels"]))
+    if not full_evaluation():
+        speakers = sorted(set(real["speakers"]))[:2]
+        rows = rows[np.isin(real["speakers"], speakers)]
     predicted = classifier.predict(
-        fit_window(real["audio"]), batch_size=8, verbose=0
+        fit_window([real["audio"][i] for i in rows]), batch_size=10, verbose=0
     ).argmax(-1)
+    # The same labels as on the backend the preset was made on.
+    np.testing.assert_array_equal(predicted, expected[rows])
+    if not full_evaluation():
+        return
     correct = predicted == real["labels"]
     assert abs(correct.mean() - recorded["real_spoken_digits"]) <= 0.005
     for speaker, accuracy in recorded["real_spoken_digits_per_speaker"].items():
         measured = correct[real["speakers"] == speaker].mean()
         assert abs(measured - accuracy) <= 0.005, speaker
-    # The same labels as on the backend the preset was made on.
-    np.testing.assert_array_equal(predicted, recorded["real_predictions"])
     # What the metadata claims against the from-scratch baseline.
     results = metadata["results"]
     assert recorded["real_spoken_digits"] >= 0.85
