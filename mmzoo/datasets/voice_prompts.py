@@ -179,17 +179,22 @@ def load_voice_prompts(
     return data
 
 
+def _missing(language, what, path, package):
+    return FileNotFoundError(
+        f"The {language!r} voice-prompt {what} ({path}) are missing: "
+        f"install the Debian package {package} (`apt-get install "
+        f"{package}`)."
+    )
+
+
 def _read_transcripts(language):
     """`({name: transcript}, sha256 of the file)` of a language's usable
     transcripts (see `load_voice_prompts` for what is left out)."""
     source = SOURCES[language]
     path = source["transcript_file"]
     if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"The {language!r} voice-prompt transcripts ({path}) are "
-            f"missing: install the Debian package "
-            f"{source['transcript_package']} (`apt-get install "
-            f"{source['transcript_package']}`)."
+        raise _missing(
+            language, "transcripts", path, source["transcript_package"]
         )
     with open(path, "rb") as f:
         raw = f.read()
@@ -241,10 +246,8 @@ def _load(language, entries, transcript_sha, sample_rate, cache_dir):
     source = SOURCES[language]
     audio_dir = source["audio_dir"]
     if not os.path.isdir(audio_dir):
-        raise FileNotFoundError(
-            f"The {language!r} voice-prompt recordings ({audio_dir}) are "
-            f"missing: install the Debian package {source['audio_package']} "
-            f"(`apt-get install {source['audio_package']}`)."
+        raise _missing(
+            language, "recordings", audio_dir, source["audio_package"]
         )
     names, transcripts, frames = [], [], []
     digest = hashlib.sha256()
