@@ -165,19 +165,21 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
         return sorted(int(i) for i in tokens.values())
 
     def language_token_id(self, language):
-        """The id of `<|language|>`; a ValueError naming valid codes."""
-        tokens = self.tokenizer.language_tokens or {}
-        token = f"<|{language}|>"
-        if not isinstance(language, str) or token not in tokens:
-            codes = self.languages
-            some = ", ".join(repr(c) for c in codes[:8])
-            raise ValueError(
-                f"Unknown Whisper language code {language!r}. Valid codes "
-                f"are lowercase codes such as {some} "
-                f"({len(codes)} in all: see `preprocessor.languages`), or "
-                "`None` to detect the language of each clip."
-            )
-        return int(tokens[token])
+        """The id of `<|language|>` (the tokenizer's `language_token_id`);
+        a ValueError naming valid codes and `None`."""
+        if isinstance(language, str):
+            try:
+                return int(self.tokenizer.language_token_id(language))
+            except ValueError:
+                pass
+        codes = self.languages
+        some = ", ".join(repr(c) for c in codes[:8])
+        raise ValueError(
+            f"Unknown Whisper language code {language!r}. Valid codes "
+            f"are lowercase codes such as {some} "
+            f"({len(codes)} in all: see `preprocessor.languages`), or "
+            "`None` to detect the language of each clip."
+        )
 
     def prompt_token_ids(self, language, task):
         """Whisper's prompt: start, language, task, no timestamps.
