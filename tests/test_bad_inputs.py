@@ -16,10 +16,8 @@ import mmzoo
 from mmzoo.datasets import load_av_digits
 
 N = 24
-ONE_BACKEND = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="catalogue case run on TensorFlow only; ALL cases run everywhere",
-)
+# Catalogue cases run on TensorFlow only; ALL cases run everywhere.
+ONE_BACKEND = pytest.mark.one_backend("tensorflow")
 WORDS = np.array(
     ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
      "nine"]

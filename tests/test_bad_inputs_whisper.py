@@ -79,7 +79,23 @@ def spoken_digits():
     return WhisperTranscriptClassifier.from_preset("whisper_spoken_digits")
 
 
-def test_8khz_declared_gives_the_digits_of_16khz(spoken_digits):
+# Real 8 kHz telephone clips that the undeclared reading gets wrong.
+PICKS_8K = [1, 5, 6, 11, 13, 16, 17, 25]
+
+
+@pytest.fixture(scope="module")
+def declared_8k(spoken_digits):
+    """The `PICKS_8K` clips at 8 kHz (a list of clips of their own
+    lengths), their labels, and the preset's scores with 8 kHz declared."""
+    from mmzoo.datasets import load_real_spoken_digits
+
+    at_8k = load_real_spoken_digits(sample_rate=8000)
+    clips = [at_8k["audio"][i] for i in PICKS_8K]
+    scores = predict(spoken_digits, clips, sample_rate=8000)
+    return clips, at_8k["labels"][PICKS_8K], scores
+
+
+def test_8khz_declared_gives_the_digits_of_16khz(declared_8k):
     """all_backends. Real 8 kHz telephone clips, given as a list of clips
     of their own lengths: declared as 8 kHz they give the digits the
     16 kHz recordings give (recorded in the preset's metadata).
@@ -89,31 +105,20 @@ def test_8khz_declared_gives_the_digits_of_16khz(spoken_digits):
     half as long, an octave up) 20 right. These 8 clips (3 speakers) are
     ones the undeclared reading gets wrong.
     """
-    from mmzoo.datasets import load_real_spoken_digits
-
-    picks = [1, 5, 6, 11, 13, 16, 17, 25]
+    _, labels, got = declared_8k
     recorded = mmzoo.list_presets()["whisper_spoken_digits"]["test_accuracy"]
-    at_8k = load_real_spoken_digits(sample_rate=8000)
-    clips_8k = [at_8k["audio"][i] for i in picks]
-    labels = at_8k["labels"][picks]
     assert labels.tolist() == [1, 5, 6, 1, 3, 6, 7, 5]
-    at_16k = np.array(recorded["real_predictions"])[picks]
+    at_16k = np.array(recorded["real_predictions"])[PICKS_8K]
     np.testing.assert_array_equal(at_16k, labels)
-    got = predict(spoken_digits, clips_8k, sample_rate=8000)
     assert got.shape == (8, 10)
     np.testing.assert_array_equal(got.argmax(-1), labels)
 
 
 @one_backend
-def test_8khz_undeclared_or_one_clip(spoken_digits):
+def test_8khz_undeclared_or_one_clip(spoken_digits, declared_8k):
     """The clips above undeclared (taken as 16 kHz) give other digits; one
     clip declared is a batch of one with the same scores."""
-    from mmzoo.datasets import load_real_spoken_digits
-
-    picks = [1, 5, 6, 11, 13, 16, 17, 25]
-    at_8k = load_real_spoken_digits(sample_rate=8000)
-    clips_8k = [at_8k["audio"][i] for i in picks]
-    got = predict(spoken_digits, clips_8k, sample_rate=8000)
+    clips_8k, _, got = declared_8k
     undeclared = predict(spoken_digits, clips_8k).argmax(-1)
     assert undeclared.tolist() == [9, 8, 4, 0, 5, 5, 4, 1]
     # One clip, declared: a batch of one, the same digit.

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import mmzoo
-
-from helpers import FULL_EVALUATION_BACKEND
 from mmzoo.presets import presets_root
 from mmzoo.utils.preset_weights import DELTA_WEIGHTS_FILE
+
+from helpers import FULL_EVALUATION_BACKEND
 
 NAME = "fine_food_sentiment_minilm"
 

