@@ -1,0 +1,642 @@
+"""Whisper base speech-to-text on real recorded prompts, against faster-whisper.
+
+```
+# faster-whisper's outputs, once (they do not depend on the Keras backend):
+python -m mmzoo.recipes.whisper_speech_to_text_evaluation --reference
+# mmzoo's, on each backend:
+KERAS_BACKEND=jax python -m mmzoo.recipes.whisper_speech_to_text_evaluation \\
+    --backend-run
+KERAS_BACKEND=torch python -m mmzoo.recipes.whisper_speech_to_text_evaluation \\
+    --backend-run
+KERAS_BACKEND=tensorflow \\
+    python -m mmzoo.recipes.whisper_speech_to_text_evaluation --backend-run
+# A quick check, both sides in one run: 4 prompts per language and direction.
+python -m mmzoo.recipes.whisper_speech_to_text_evaluation --limit 4
+```
+
+Without `--reference` or `--backend-run` a run computes faster-whisper's
+outputs for the clips its saved outputs lack, then mmzoo's on the current
+backend (`KERAS_BACKEND`).
+
+Data: the Asterisk voice prompts of `mmzoo.datasets.load_voice_prompts`
+(EVALUATION ONLY), transcribed in English, Spanish and Italian and translated
+from Spanish and Italian into English (`task="translate"`, the prompts whose
+name has an English transcript). The spoken language is given, not detected.
+Clips longer than one 30 s window are left out (mmzoo's `generate` takes one
+window; faster-whisper would cut them into windows): 3 English, 5 Spanish and
+1 Italian. `--languages` picks the spoken languages; `--limit N` keeps the
+first N prompts (by name) of each language and direction.
+
+mmzoo: `WhisperAudioToText` (`build_model`) greedy, in batches of
+`--batch-size` clips sorted by length. faster-whisper, the reference: the same
+CTranslate2 weights (`whisper_base_multi`'s packages) in float32, greedy
+(`beam_size=1`), temperature 0 only (no fallback), no timestamps, no previous
+text, no VAD, the same prompt (`<|startoftranscript|> <|language|> <|task|>
+<|notimestamps|>`); the settings of
+`tests/test_whisper_audio_to_text.py::
+test_real_english_speech_token_identical_to_faster_whisper`.
+
+Outputs, in `--output` (default: `<mmzoo cache>/evaluations/
+whisper_speech_to_text_evaluation[_limitN]`, see
+`mmzoo.utils.file_cache.cache_dir`): `outputs_faster_whisper.json` and
+`outputs_<backend>.json` (per clip: name, reference text, text, token ids),
+and `results_<backend>.json` (per clip: name, reference, both texts and
+token ids, token-identical or not; and the summary). Printed: per language
+and direction, the number of clips, the share of clips whose text tokens are
+identical to faster-whisper's, corpus WER (transcription) or BLEU and chrF
+(translation) of both after `mmzoo.metrics.normalize_text`, every clip that
+differs, and Markdown table rows for the README: one per backend with saved
+outputs in the folder, and faster-whisper's.
+"""
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import time
+
+from mmzoo import metrics
+from mmzoo.utils import file_cache
+
+NAME = "whisper_speech_to_text_evaluation"
+PRESET = "whisper_base_speech_to_text"
+LANGUAGES = ("en", "es", "it")
+SAMPLE_RATE = 16000
+WINDOW_SAMPLES = 30 * SAMPLE_RATE
+REFERENCE = "faster_whisper"
+# faster-whisper's transcribe settings of the reference (language and task
+# are given per direction).
+REFERENCE_SETTINGS = {
+    "beam_size": 1,
+    "temperature": 0,
+    "without_timestamps": True,
+    "condition_on_previous_text": False,
+    "vad_filter": False,
+}
+TABLE_DIRECTIONS = ("en", "es", "it", "es-en", "it-en")
+
+
+# --- Directions and clips ----------------------------------------------------
+
+
+def directions(languages=LANGUAGES):
+    """The evaluated directions: each language transcribed, and the
+    non-English ones translated into English (`"es-en"`)."""
+    out = list(languages)
+    out += [f"{language}-en" for language in languages if language != "en"]
+    return out
+
+
+def direction_task(direction):
+    """`(spoken language, task, target language or None)` of a direction."""
+    language, _, target = direction.partition("-")
+    if target:
+        return language, "translate", target
+    return language, "transcribe", None
+
+
+def is_translation(direction):
+    return direction_task(direction)[1] == "translate"
+
+
+def label(direction):
+    """`"es→en"` for `"es-en"`."""
+    return direction.replace("-", "→")
+
+
+def select_clips(direction, limit=None):
+    """The clips of a direction: a list of `{"name", "reference", "audio"}`,
+    by name, and the names left out for lasting more than one window."""
+    from mmzoo.datasets.voice_prompts import load_voice_prompts
+
+    language, _, target = direction_task(direction)
+    data = load_voice_prompts(
+        language, translate_to=target, sample_rate=SAMPLE_RATE
+    )
+    references = data["translations"] if target else data["transcripts"]
+    clips, too_long = [], []
+    for name, reference, audio in zip(
+        data["names"], references, data["audio"]
+    ):
+        if len(audio) > WINDOW_SAMPLES:
+            too_long.append(str(name))
+            continue
+        clips.append(
+            {"name": str(name), "reference": str(reference), "audio": audio}
+        )
+    return clips[:limit], too_long
+
+
+# --- The two systems --------------------------------------------------------
+
+
+def build_model():
+    """mmzoo's Whisper base `WhisperAudioToText` and where it came from: the
+    `whisper_base_speech_to_text` preset when it is registered, else built
+    from the `whisper_base_multi` backbone, converter and tokenizer."""
+    import mmzoo
+
+    if PRESET in mmzoo.list_presets():
+        model = mmzoo.models.WhisperAudioToText.from_preset(PRESET)
+        return model, f"preset {PRESET}"
+    backbone = mmzoo.models.WhisperBackbone.from_preset("whisper_base_multi")
+    preprocessor = mmzoo.models.WhisperAudioToTextPreprocessor(
+        mmzoo.layers.WhisperAudioConverter(),
+        mmzoo.models.WhisperTokenizer(pretrained_weights="whisper_base_multi"),
+    )
+    model = mmzoo.models.WhisperAudioToText(backbone, preprocessor)
+    return model, "whisper_base_multi backbone, converter and tokenizer"
+
+
+def mmzoo_outputs(model, clips, language, task, batch_size=16):
+    """mmzoo's greedy outputs: `{name: {"text", "token_ids"}}`.
+
+    Clips go in batches sorted by length (similar output lengths, so a
+    batch stops early). The token ids are the text tokens: no prompt, end
+    or other special token.
+    """
+    import keras
+
+    from mmzoo.models.whisper.whisper_audio_to_text_preprocessor import (
+        PROMPT_LENGTH,
+    )
+
+    preprocessor = model.preprocessor
+    generate = model.make_generate_function()
+    end = int(preprocessor.tokenizer.eos_token_id)
+    # As `generate`: at most half the decoder's positions are generated.
+    length = PROMPT_LENGTH + model.backbone.max_decoder_sequence_length // 2
+    order = sorted(clips, key=lambda clip: len(clip["audio"]))
+    progbar = keras.utils.Progbar(len(order), unit_name="clip")
+    outputs = {}
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        x = preprocessor.generate_preprocess(
+            [clip["audio"] for clip in batch],
+            sequence_length=length,
+            language=language,
+            task=task,
+        )
+        out = generate(x, stop_token_ids=(end,))
+        token_ids = preprocessor.text_token_ids(
+            out["decoder_token_ids"], out["decoder_padding_mask"]
+        )
+        texts = preprocessor.generate_postprocess(out)
+        for clip, text, ids in zip(batch, texts, token_ids):
+            outputs[clip["name"]] = {"text": text, "token_ids": ids}
+        progbar.add(len(batch))
+    return outputs
+
+
+def faster_whisper_model(directory, cpu_threads=0):
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(
+        directory,
+        device="cpu",
+        compute_type="float32",
+        cpu_threads=cpu_threads,
+    )
+
+
+def faster_whisper_outputs(model, clips, language, task):
+    """faster-whisper's outputs: `{name: {"text", "token_ids",
+    "segments"}}` (one segment per clip of one window, unless its
+    no-speech rule drops it)."""
+    import keras
+
+    progbar = keras.utils.Progbar(len(clips), unit_name="clip")
+    outputs = {}
+    for clip in clips:
+        segments, _ = model.transcribe(
+            clip["audio"], language=language, task=task, **REFERENCE_SETTINGS
+        )
+        segments = list(segments)
+        outputs[clip["name"]] = {
+            "text": "".join(s.text for s in segments).strip(),
+            "token_ids": [int(t) for s in segments for t in s.tokens],
+            "segments": len(segments),
+        }
+        progbar.add(1)
+    return outputs
+
+
+def run_system(clips_by_direction, outputs_function):
+    """`{direction: {"clips": {name: {"reference", ...}}, "seconds",
+    "seconds_per_clip", "date"}}`, running `outputs_function(clips,
+    language, task)` on each direction."""
+    results = {}
+    for direction, clips in clips_by_direction.items():
+        if not clips:
+            continue
+        language, task, _ = direction_task(direction)
+        print(f"{label(direction)} ({task}), {len(clips)} clips")
+        start = time.perf_counter()
+        outputs = outputs_function(clips, language, task)
+        seconds = time.perf_counter() - start
+        for clip in clips:
+            outputs[clip["name"]]["reference"] = clip["reference"]
+        results[direction] = {
+            "clips": {clip["name"]: outputs[clip["name"]] for clip in clips},
+            "seconds": round(seconds, 1),
+            "seconds_per_clip": round(seconds / len(clips), 3),
+            "date": datetime.date.today().isoformat(),
+        }
+    return results
+
+
+# --- Comparison and scores (pure Python) ------------------------------------
+
+
+def compare(mmzoo_clips, reference_clips):
+    """Per-clip rows for the clips both systems have, by name.
+
+    Args:
+        mmzoo_clips, reference_clips: `{name: {"reference", "text",
+            "token_ids"}}`, mmzoo's and faster-whisper's outputs.
+
+    Returns:
+        A list of `{"name", "reference", "mmzoo", "faster_whisper",
+        "token_identical"}`, the two systems' `{"text", "token_ids"}`.
+    """
+    rows = []
+    for name in sorted(set(mmzoo_clips) & set(reference_clips)):
+        ours, theirs = mmzoo_clips[name], reference_clips[name]
+        rows.append(
+            {
+                "name": name,
+                "reference": ours["reference"],
+                "mmzoo": {
+                    "text": ours["text"],
+                    "token_ids": list(ours["token_ids"]),
+                },
+                REFERENCE: {
+                    "text": theirs["text"],
+                    "token_ids": list(theirs["token_ids"]),
+                },
+                "token_identical": list(ours["token_ids"])
+                == list(theirs["token_ids"]),
+            }
+        )
+    return rows
+
+
+def score(direction, references, hypotheses):
+    """`{"wer": fraction}` for a transcription, `{"bleu", "chrf"}` (0-100)
+    for a translation, after `mmzoo.metrics.normalize_text`."""
+    if is_translation(direction):
+        return {
+            "bleu": metrics.bleu(references, hypotheses),
+            "chrf": metrics.chrf(references, hypotheses),
+        }
+    return {"wer": metrics.word_error_rate(references, hypotheses)}
+
+
+def summarize(direction, rows):
+    """Clips, % token-identical, both systems' scores and the differing
+    clips of one direction's `compare` rows."""
+    if not rows:
+        return {"clips": 0}
+    references = [row["reference"] for row in rows]
+    identical = sum(row["token_identical"] for row in rows)
+    return {
+        "clips": len(rows),
+        "token_identical_clips": identical,
+        "token_identical_percent": 100.0 * identical / len(rows),
+        "mmzoo": score(
+            direction, references, [row["mmzoo"]["text"] for row in rows]
+        ),
+        REFERENCE: score(
+            direction, references, [row[REFERENCE]["text"] for row in rows]
+        ),
+        "differing": [
+            row["name"] for row in rows if not row["token_identical"]
+        ],
+        "names": [row["name"] for row in rows],
+    }
+
+
+def format_score(values):
+    """`"WER 12.3 %"` or `"BLEU 45.6, chrF 67.8"`."""
+    if "wer" in values:
+        return f"WER {100 * values['wer']:.1f} %"
+    return f"BLEU {values['bleu']:.1f}, chrF {values['chrf']:.1f}"
+
+
+def report(direction, summary, rows, backend):
+    """Printable lines for one direction: counts, scores, differing clips."""
+    _, task, _ = direction_task(direction)
+    if not summary.get("clips"):
+        return [f"{label(direction)} ({task}): no clips in common"]
+    lines = [
+        f"{label(direction)} ({task}): {summary['clips']} clips, "
+        f"{summary['token_identical_percent']:.1f} % token-identical to "
+        f"faster-whisper ({summary['token_identical_clips']}/"
+        f"{summary['clips']})",
+        f"  mmzoo ({backend}): {format_score(summary['mmzoo'])}",
+        f"  faster-whisper: {format_score(summary[REFERENCE])}",
+    ]
+    by_name = {row["name"]: row for row in rows}
+    for name in summary["differing"]:
+        row = by_name[name]
+        ours, theirs = row["mmzoo"], row[REFERENCE]
+        lines.append(f"  differs: {name}")
+        lines.append(f"    mmzoo:          {ours['text']!r}")
+        lines.append(f"    faster-whisper: {theirs['text']!r}")
+        if ours["text"] == theirs["text"]:
+            lines.append(f"    mmzoo ids:          {ours['token_ids']}")
+            lines.append(f"    faster-whisper ids: {theirs['token_ids']}")
+    return lines
+
+
+def table_rows(summaries, reference_scores):
+    """Markdown rows for the README.
+
+    Args:
+        summaries: `{backend: {direction: summarize(...)}}`.
+        reference_scores: `{direction: score(...)}` of faster-whisper.
+
+    Returns:
+        The header, the separator, a row per backend and faster-whisper's
+        row, as strings. `—` where a direction was not run.
+    """
+
+    def cell(values):
+        if not values:
+            return "—"
+        if "wer" in values:
+            return f"{100 * values['wer']:.1f}"
+        return f"{values['bleu']:.1f} / {values['chrf']:.1f}"
+
+    header = (
+        "| Outputs | WER en (%) | WER es (%) | WER it (%) "
+        "| BLEU / chrF es→en | BLEU / chrF it→en | Token-identical (%) |"
+    )
+    lines = [header, "|" + "---|" * 7]
+    for backend, by_direction in summaries.items():
+        cells = [
+            cell(by_direction.get(direction, {}).get("mmzoo"))
+            for direction in TABLE_DIRECTIONS
+        ]
+        clips = sum(s.get("clips", 0) for s in by_direction.values())
+        identical = sum(
+            s.get("token_identical_clips", 0) for s in by_direction.values()
+        )
+        share = f"{100 * identical / clips:.1f}" if clips else "—"
+        lines.append(f"| mmzoo, {backend} | {' | '.join(cells)} | {share} |")
+    cells = [cell(reference_scores.get(d)) for d in TABLE_DIRECTIONS]
+    lines.append(f"| faster-whisper | {' | '.join(cells)} | reference |")
+    return lines
+
+
+# --- Files ------------------------------------------------------------------
+
+
+def default_output(limit=None):
+    suffix = "" if limit is None else f"_limit{limit}"
+    return os.path.join(file_cache.cache_dir("evaluations"), NAME + suffix)
+
+
+def read_outputs(path):
+    if not os.path.isfile(path):
+        return {"directions": {}}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_json(path, content):
+    """Writes `content` as JSON atomically (a temporary file, then
+    `os.replace`)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
+        json.dump(content, f, ensure_ascii=False, indent=1)
+    os.replace(temporary, path)
+
+
+def outputs_path(output, system):
+    return os.path.join(output, f"outputs_{system}.json")
+
+
+def save_outputs(path, directions_run, header):
+    """Adds the directions run to the saved ones (same direction: replaced)."""
+    saved = read_outputs(path)
+    saved.update(header)
+    saved.setdefault("directions", {}).update(directions_run)
+    write_json(path, saved)
+    return saved
+
+
+def versions(*packages):
+    return {name: importlib.metadata.version(name) for name in packages}
+
+
+def backends_saved(output):
+    """Backends with saved mmzoo outputs in `output`, in a fixed order."""
+    found = []
+    for backend in ("jax", "torch", "tensorflow"):
+        if os.path.isfile(outputs_path(output, backend)):
+            found.append(backend)
+    return found
+
+
+# --- Main -------------------------------------------------------------------
+
+
+def run_reference(clips_by_direction, output, cpu_threads):
+    from mmzoo.recipes.whisper_base_multi import ctranslate2_model_dir
+
+    print("faster-whisper (reference)")
+    with ctranslate2_model_dir() as directory:
+        model = faster_whisper_model(directory, cpu_threads)
+
+        def outputs(clips, language, task):
+            return faster_whisper_outputs(model, clips, language, task)
+
+        run = run_system(clips_by_direction, outputs)
+    header = {
+        "system": "faster-whisper",
+        "versions": versions("faster-whisper", "ctranslate2"),
+        "settings": dict(
+            REFERENCE_SETTINGS, compute_type="float32", cpu_threads=cpu_threads
+        ),
+        "model": "whisper_base_multi's CTranslate2 packages",
+    }
+    return save_outputs(outputs_path(output, REFERENCE), run, header)
+
+
+def run_backend(clips_by_direction, output, batch_size):
+    import keras
+
+    backend = keras.config.backend()
+    model, source = build_model()
+    print(f"mmzoo on {backend} ({source})")
+
+    def outputs(clips, language, task):
+        return mmzoo_outputs(model, clips, language, task, batch_size)
+
+    run = run_system(clips_by_direction, outputs)
+    for direction in run.values():
+        direction["model"] = source
+    header = {
+        "system": "mmzoo",
+        "backend": backend,
+        "model": source,
+        "versions": versions("keras", "keras-hub", backend),
+        "settings": {"sampler": "greedy", "batch_size": batch_size},
+    }
+    return save_outputs(outputs_path(output, backend), run, header)
+
+
+def missing_reference(clips_by_direction, output):
+    """The directions whose clips the saved reference outputs lack."""
+    saved = read_outputs(outputs_path(output, REFERENCE))["directions"]
+    return {
+        direction: clips
+        for direction, clips in clips_by_direction.items()
+        if not {c["name"] for c in clips}
+        <= set(saved.get(direction, {}).get("clips", {}))
+    }
+
+
+def results(output, chosen, backend=None):
+    """Prints the comparison of `backend` (if given) on the `chosen`
+    directions and the table of every backend saved; saves
+    `results_<backend>.json`."""
+    reference = read_outputs(outputs_path(output, REFERENCE))["directions"]
+    summaries = {}
+    for name in backends_saved(output):
+        saved = read_outputs(outputs_path(output, name))["directions"]
+        summaries[name] = {}
+        per_clip = {}
+        for direction in TABLE_DIRECTIONS:
+            if direction not in saved:
+                continue
+            if direction not in reference:
+                if name == backend and direction in chosen:
+                    print(
+                        f"{label(direction)}: no faster-whisper outputs to "
+                        "compare with: run with --reference first"
+                    )
+                continue
+            rows = compare(
+                saved[direction]["clips"], reference[direction]["clips"]
+            )
+            summary = summarize(direction, rows)
+            summaries[name][direction] = summary
+            per_clip[direction] = rows
+            if name == backend and direction in chosen:
+                print("\n".join(report(direction, summary, rows, name)))
+                seconds = saved[direction]["seconds_per_clip"]
+                theirs = reference[direction]["seconds_per_clip"]
+                print(
+                    f"  seconds per clip: mmzoo {seconds}, faster-whisper "
+                    f"{theirs}"
+                )
+        if name == backend:
+            write_json(
+                os.path.join(output, f"results_{name}.json"),
+                {"summary": summaries[name], "clips": per_clip},
+            )
+    # faster-whisper's row: on the clips the backends' rows were scored on
+    # (all its saved clips when no backend has the direction).
+    reference_scores, reference_counts = {}, {}
+    for direction in TABLE_DIRECTIONS:
+        clips = reference.get(direction, {}).get("clips")
+        if clips:
+            scored = [
+                set(by_direction[direction].get("names", ()))
+                for by_direction in summaries.values()
+                if direction in by_direction
+            ]
+            names = sorted(set.intersection(*scored) if scored else clips)
+            if any(shared != set(names) for shared in scored):
+                print(
+                    f"Note: the backends' {label(direction)} rows are on "
+                    "different clips; faster-whisper's is on those they share"
+                )
+            if not names:
+                continue
+            reference_scores[direction] = score(
+                direction,
+                [clips[n]["reference"] for n in names],
+                [clips[n]["text"] for n in names],
+            )
+            reference_counts[direction] = len(names)
+    if backend is None:
+        for direction in chosen:
+            if direction in reference_scores:
+                count = reference_counts[direction]
+                print(
+                    f"{label(direction)}: faster-whisper on {count} clips: "
+                    f"{format_score(reference_scores[direction])}"
+                )
+    print("\nREADME rows:")
+    print("\n".join(table_rows(summaries, reference_scores)))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--languages", nargs="+", choices=LANGUAGES, default=list(LANGUAGES)
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="first N prompts of each language and direction",
+    )
+    parser.add_argument("--batch-size", type=int, default=16)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--reference",
+        action="store_true",
+        help="faster-whisper's outputs only (run once)",
+    )
+    mode.add_argument(
+        "--backend-run",
+        action="store_true",
+        help="mmzoo's outputs on the current backend only",
+    )
+    parser.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=0,
+        help="faster-whisper's threads (0: CTranslate2's default)",
+    )
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+    output = args.output or default_output(args.limit)
+    chosen = directions(args.languages)
+    clips_by_direction = {}
+    for direction in chosen:
+        clips, too_long = select_clips(direction, args.limit)
+        clips_by_direction[direction] = clips
+        if too_long:
+            print(
+                f"{label(direction)}: left out, longer than 30 s: "
+                f"{', '.join(too_long)}"
+            )
+    if args.reference:
+        run_reference(clips_by_direction, output, args.cpu_threads)
+    elif not args.backend_run:
+        missing = missing_reference(clips_by_direction, output)
+        if missing:
+            run_reference(missing, output, args.cpu_threads)
+    backend = None
+    if not args.reference:
+        import keras
+
+        backend = keras.config.backend()
+        run_backend(clips_by_direction, output, args.batch_size)
+    print(f"\nOutputs in {output}")
+    results(output, chosen, backend)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The Whisper speech-to-text evaluation recipe's pure-Python parts."""
+
+import pytest
+
+from mmzoo.recipes import whisper_speech_to_text_evaluation as evaluation
+
+
+def clip(reference, text, token_ids):
+    return {"reference": reference, "text": text, "token_ids": token_ids}
+
+
+@pytest.mark.one_backend  # no model: backend-independent
+def test_summary_and_table_on_hand_made_outputs():
+    assert evaluation.directions(["en", "es"]) == ["en", "es", "es-en"]
+    assert evaluation.direction_task("it-en") == ("it", "translate", "en")
+    mmzoo = {
+        "en": {
+            "a": clip("The cat sat down.", "the cat sat up", [1, 2, 3]),
+            "b": clip("Goodbye!", "Goodbye.", [5]),
+            # Not in the reference: left out of the comparison.
+            "c": clip("Hello.", "Hello.", [6]),
+        },
+        "es-en": {
+            "d": clip("The cat sat on the mat.", "the cat sat on the mat", [7])
+        },
+    }
+    reference = {
+        "en": {
+            "a": clip("The cat sat down.", "The cat sat down.", [1, 2, 4]),
+            "b": clip("Goodbye!", "Goodbye.", [5]),
+        },
+        "es-en": {"d": clip("The cat sat on the mat.", "", [])},
+    }
+    rows, summaries = {}, {}
+    for direction in ("en", "es-en"):
+        rows[direction] = evaluation.compare(
+            mmzoo[direction], reference[direction]
+        )
+        summaries[direction] = evaluation.summarize(direction, rows[direction])
+    en, es_en = summaries["en"], summaries["es-en"]
+    assert en["clips"] == 2
+    assert en["token_identical_percent"] == 50.0
+    assert en["differing"] == ["a"]
+    # One word wrong of five (normalised: "goodbye" is right).
+    assert en["mmzoo"]["wer"] == pytest.approx(0.2)
+    assert en["faster_whisper"]["wer"] == 0.0
+    assert es_en["mmzoo"] == pytest.approx({"bleu": 100.0, "chrf": 100.0})
+    assert es_en["faster_whisper"] == {"bleu": 0.0, "chrf": 0.0}
+    assert es_en["token_identical_percent"] == 0.0
+    lines = evaluation.report("en", en, rows["en"], backend="torch")
+    assert "2 clips, 50.0 % token-identical" in lines[0]
+    assert "  differs: a" in lines
+    table = evaluation.table_rows(
+        {"torch": summaries},
+        {"en": en["faster_whisper"], "es-en": es_en["faster_whisper"]},
+    )
+    assert table[2] == (
+        "| mmzoo, torch | 20.0 | — | — | 100.0 / 100.0 | — | 33.3 |"
+    )
+    assert table[3] == (
+        "| faster-whisper | 0.0 | — | — | 0.0 / 0.0 | — | reference |"
+    )
