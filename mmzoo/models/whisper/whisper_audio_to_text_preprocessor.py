@@ -17,7 +17,10 @@ from mmzoo.layers.preprocessing.whisper_audio_converter import _is_symbolic
 from mmzoo.layers.preprocessing.whisper_audio_converter import _tf
 from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
 from mmzoo.models.whisper.whisper_tokenizer import WhisperTokenizer
+from mmzoo.presets import check_preset
+from mmzoo.utils import preset_weights
 from mmzoo.utils.resampling import check_rate
+from mmzoo.utils.resampling import resample
 
 TASKS = ("transcribe", "translate")
 # The number of prompt tokens: <|startoftranscript|> <|lang|> <|task|>
@@ -59,7 +62,8 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
     """Waveforms and transcripts to Whisper's encoder and decoder inputs.
 
     A keras-hub `AudioToTextPreprocessor` (not exported by keras-hub 0.32:
-    `keras_hub.src.models.audio_to_text_preprocessor`). The preprocessor of `mmzoo.models.WhisperAudioToText`. Audio goes
+    `keras_hub.src.models.audio_to_text_preprocessor`). The preprocessor of
+    `mmzoo.models.WhisperAudioToText`. Audio goes
     through the `audio_converter` (`mmzoo.layers.WhisperAudioConverter`:
     80-bin log-mel features of a window, `sample_rate=` resampled to
     16 kHz, bad audio refused with the reason), then, as Whisper's own
@@ -88,9 +92,16 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
       prompt, special, language or timestamp tokens, leading and trailing
       spaces stripped.
 
-    Audio longer than the converter's window (30 s by default) is not
-    windowed yet: it raises a ValueError (eagerly; inside a `tf.data`
-    pipeline it is trimmed to the window).
+    Audio longer than the converter's window (30 s by default):
+    `audio_windows` cuts each clip into consecutive windows, which
+    `WhisperAudioToText.generate` decodes one by one (and
+    `detect_language` reads the first of). Everything else takes clips of
+    at most one window: training inputs (`call` with transcripts) raise a
+    ValueError, since a transcript cannot be split across windows
+    (eagerly; inside a `tf.data` pipeline, an `InvalidArgumentError` with
+    the same message when the batch is read); `audio_features`,
+    `generate_preprocess` and `call` on audio alone raise a ValueError
+    eagerly and trim to the window inside `tf.data`.
 
     Args:
         audio_converter: a `mmzoo.layers.WhisperAudioConverter`.
@@ -105,6 +116,11 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
 
     Example:
     ```python
+    # Whisper base's (preset `whisper_base_speech_to_text`).
+    preprocessor = mmzoo.models.WhisperAudioToTextPreprocessor.from_preset(
+        "whisper_base_speech_to_text"
+    )
+    # Built by hand, here to train on English transcripts.
     preprocessor = mmzoo.models.WhisperAudioToTextPreprocessor(
         audio_converter=mmzoo.layers.WhisperAudioConverter(),
         tokenizer=mmzoo.models.WhisperTokenizer(
@@ -118,6 +134,8 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
     x["encoder_features"].shape  # (2, 3000, 80)
     x["decoder_token_ids"].shape  # (2, 32)
     prompt = preprocessor.generate_preprocess(audio, language="es")
+    windows = preprocessor.audio_windows(np.zeros(65 * 16000, "float32"))
+    [len(w) for w in windows[0]]  # [480000, 480000, 80000]
     ```
     """
 
@@ -149,6 +167,19 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
         # The base class builds packers from `start_token_id`, which
         # Whisper's tokenizer lacks; the prompt is packed in `call`.
         self.built = True
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        """Instantiate from a preset, e.g. `"whisper_base_speech_to_text"`;
+        a local preset's JSON and asset files are checked first."""
+        check_preset(preset)
+        preset_weights.check_local_preset(preset, check_weights=False)
+        return super().from_preset(preset, **kwargs)
+
+    def save_to_preset(self, preset_dir):
+        """Save to a preset folder, atomically; saved on its own it joins
+        the model already there (`preset_weights.save_preprocessor`)."""
+        preset_weights.save_preprocessor(super().save_to_preset, preset_dir)
 
     # --- Tokens -------------------------------------------------------------
 
@@ -205,17 +236,51 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
 
     # --- Audio --------------------------------------------------------------
 
-    def _content_frames(self, audio, sample_rate):
-        """Frames of content per clip (eager), checking the audio."""
-        converter = self.audio_converter
+    def _checked_rows(self, audio):
+        """The converter's checked mono clips, or a ValueError."""
         if audio is None:
             raise ValueError(
                 "No audio: `WhisperAudioToText` needs waveforms (a float "
                 "array (samples,) or (batch, samples), or a list of clips)."
             )
-        rows, _ = converter._rows(audio)
+        rows, _ = self.audio_converter._rows(audio)
         if not rows:
             raise ValueError("No audio: got an empty batch of waveforms.")
+        return rows
+
+    def _training_advice(self):
+        return (
+            "Training takes clips of at most one window: a transcript "
+            "cannot be split across windows (which words fall in which "
+            "window is not known). Cut the recording and its transcript "
+            f"into clips of at most {self.window_seconds:g} s."
+        )
+
+    def _too_long_message(self, clip, seconds, training):
+        window = self.window_seconds
+        start = (
+            f"Clip {clip} lasts {seconds:.2f} s, longer than the {window:g} s "
+            "window."
+        )
+        if training:
+            return f"{start} {self._training_advice()}"
+        return (
+            f"{start} `audio_features` and `generate_preprocess` take clips "
+            "of at most one window; `WhisperAudioToText.generate` and "
+            "`detect_language` take longer audio (cut into windows by "
+            "`audio_windows`)."
+        )
+
+    @property
+    def window_seconds(self):
+        """The converter's window, in seconds (30 for Whisper)."""
+        converter = self.audio_converter
+        return converter.num_samples / converter.sampling_rate
+
+    def _content_frames(self, audio, sample_rate, training=False):
+        """Frames of content per clip (eager), checking the audio."""
+        converter = self.audio_converter
+        rows = self._checked_rows(audio)
         lengths = np.array([len(row) for row in rows])
         if sample_rate is not None and sample_rate != converter.sampling_rate:
             lengths = np.array(
@@ -228,25 +293,73 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
         if too_long.size:
             seconds = lengths[too_long[0]] / converter.sampling_rate
             raise ValueError(
-                f"Clip {int(too_long[0])} lasts {seconds:.2f} s, longer than "
-                f"the {converter.num_samples / converter.sampling_rate:g} s "
-                "window: audio longer than one window is not supported yet. "
-                "Split it into windows of at most that length first."
+                self._too_long_message(int(too_long[0]), seconds, training)
             )
         return lengths // converter.stride
 
-    def audio_features(self, audio, sample_rate=None):
-        """Whisper's encoder input: log-mel frames, `0` after each clip.
+    def check_training_audio(self, audio, sample_rate=None):
+        """Eagerly check training audio (`WhisperAudioToText.fit` calls it
+        before building its dataset): the converter's checks, and a
+        ValueError for a clip longer than one window, whose transcript
+        cannot be split across windows."""
+        self._content_frames(audio, sample_rate, training=True)
 
-        Returns a float32 `(batch, frames, 80)` tensor (one clip
-        `(samples,)` gives a batch of one).
+    def audio_windows(self, audio, sample_rate=None):
+        """Each clip cut into consecutive windows of the converter's length.
+
+        The audio is checked and mixed down to mono as the converter does,
+        resampled to 16 kHz when `sample_rate` is declared, then cut every
+        window (30 s): a clip of 65 s gives windows of 30, 30 and 5 s, a
+        clip of at most one window gives itself. A last piece shorter than
+        one frame (`stride` samples, 10 ms) holds no frame of content and
+        is left out, as faster-whisper's seek loop leaves it.
+
+        Each window is a clip of its own: its log-mel features are computed
+        on its samples alone (faster-whisper computes them once over the
+        whole recording, so frames at the cuts and the features' floor,
+        8 below the maximum, can differ slightly).
+
+        Args:
+            audio: any form the converter takes, clips of any length.
+            sample_rate: optional int, the rate of the audio in Hz.
+
+        Returns:
+            A list with, per clip, the list of its windows: float32 16 kHz
+            waveforms `(samples,)` of at most one window each.
         """
         converter = self.audio_converter
         if sample_rate is not None:
             sample_rate = check_rate(sample_rate)
+        rows = self._checked_rows(audio)
+        if sample_rate is not None and sample_rate != converter.sampling_rate:
+            rows = resample(rows, sample_rate, converter.sampling_rate)
+        size = converter.num_samples
+        clips = []
+        for row in rows:
+            row = np.asarray(row, "float32")
+            frames = len(row) // converter.stride
+            count = max(1, -(-frames // converter.num_frames))
+            clips.append(
+                [row[k * size : (k + 1) * size] for k in range(count)]
+            )
+        return clips
+
+    def audio_features(self, audio, sample_rate=None):
+        """Whisper's encoder input: log-mel frames, `0` after each clip.
+
+        Clips of at most one window (see `audio_windows` for longer ones).
+        Returns a float32 `(batch, frames, 80)` tensor (one clip
+        `(samples,)` gives a batch of one).
+        """
+        return self._features(audio, sample_rate)
+
+    def _features(self, audio, sample_rate, training=False):
+        converter = self.audio_converter
+        if sample_rate is not None:
+            sample_rate = check_rate(sample_rate)
         if _is_symbolic(audio):
-            return self._symbolic_features(audio, sample_rate)
-        content = self._content_frames(audio, sample_rate)
+            return self._symbolic_features(audio, sample_rate, training)
+        content = self._content_frames(audio, sample_rate, training)
         features = convert_to_numpy(converter(audio, sample_rate=sample_rate))
         if features.ndim == 2:
             features = features[None]
@@ -254,8 +367,12 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
         keep = frames[None, :] < content[:, None]
         return np.where(keep[..., None], features, 0.0).astype("float32")
 
-    def _symbolic_features(self, audio, sample_rate):
-        """The same inside tf.data: every row has the tensor's length."""
+    def _symbolic_features(self, audio, sample_rate, training=False):
+        """The same inside tf.data: every row has the tensor's length.
+
+        Longer clips are trimmed to the window, or refused for training
+        (an assertion, raised when the batch is read).
+        """
         tf = _tf()
         converter = self.audio_converter
         if isinstance(audio, tf.RaggedTensor):
@@ -270,6 +387,27 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
             up, down = converter.sampling_rate, sample_rate
             lengths = (lengths * up + down - 1) // down
         features = converter(audio, sample_rate=sample_rate)
+        if training:
+            longest = tf.reduce_max(lengths)
+            seconds = tf.strings.as_string(
+                tf.cast(longest, "float64") / converter.sampling_rate,
+                precision=2,
+            )
+            check = tf.debugging.Assert(
+                longest <= converter.num_samples,
+                [
+                    tf.strings.join(
+                        [
+                            "A clip lasts ",
+                            seconds,
+                            f" s, longer than the {self.window_seconds:g} s "
+                            f"window. {self._training_advice()}",
+                        ]
+                    )
+                ],
+            )
+            with tf.control_dependencies([check]):
+                features = tf.identity(features)
         content = tf.minimum(
             lengths // converter.stride, converter.num_frames
         )
@@ -306,7 +444,8 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
         sample_rate=None,
     ):
         audio, text = self._split(x, y)
-        features = self.audio_features(audio, sample_rate)
+        training = text is not None
+        features = self._features(audio, sample_rate, training=training)
         if _is_unbatched(audio):
             # One clip (and one transcript): unbatched outputs.
             features = features[0]
