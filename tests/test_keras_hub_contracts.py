@@ -525,14 +525,9 @@ class AudioEncoderTest(TestCase, PrecisionMixin):
         clips = np.stack([quiet, loud]).astype("float32")
         encoder = mmzoo.models.AudioEncoder(**audio_encoder_kwargs())
         together = encoder.predict(clips, verbose=0)
-        for i in range(2):
-            alone = encoder.predict(clips[i : i + 1], verbose=0)
-            self.assertAllClose(
-                keras.tree.map_structure(lambda x: x[0], alone),
-                keras.tree.map_structure(lambda x: x[i], together),
-                atol=1e-5,
-                rtol=1e-5,
-            )
+        # `batch_size=1`: every row goes through the model alone.
+        alone = encoder.predict(clips, batch_size=1, verbose=0)
+        self.assertAllClose(alone, together, atol=1e-5, rtol=1e-5)
 
 
 def tiny_encoders(dtype=None):
@@ -918,11 +913,9 @@ class MultimodalClassifierTest(TestCase):
         x, _ = raw_batch(4)
         x["audio"][0] *= 1e-3  # a quiet clip beside loud ones
         together = classifier.predict(x, verbose=0)
-        for i in range(4):
-            alone = classifier.predict(
-                {k: v[i : i + 1] for k, v in x.items()}, verbose=0
-            )
-            self.assertAllClose(alone[0], together[i], atol=1e-5, rtol=1e-5)
+        # `batch_size=1`: every row is preprocessed and classified alone.
+        alone = classifier.predict(x, batch_size=1, verbose=0)
+        self.assertAllClose(alone, together, atol=1e-5, rtol=1e-5)
 
 
 class MultimodalMultiTaskTest(TestCase):

@@ -7,6 +7,7 @@ from mmzoo.api_export import mmzoo_export
 from mmzoo.models.sentence_encoder.sentence_encoder import SentenceEncoder
 from mmzoo.utils.pretrained_packages import AssetsFromPackage
 from mmzoo.utils.pretrained_packages import package_dir
+from mmzoo.utils.traced_tokenize import TokenizeTracedOnce
 
 # Hugging Face's BERT normalizer (the reference tokenizer of
 # sentence-transformers) turns tabs, newlines and Unicode spaces into spaces
@@ -31,7 +32,9 @@ def _read_vocabulary(path):
 
 
 @mmzoo_export("mmzoo.models.SentenceEncoderTokenizer")
-class SentenceEncoderTokenizer(AssetsFromPackage, BertTokenizer):
+class SentenceEncoderTokenizer(
+    TokenizeTracedOnce, AssetsFromPackage, BertTokenizer
+):
     """WordPiece tokenizer matching Hugging Face's BERT tokenizer exactly.
 
     keras-hub's `BertTokenizer` lowercases with Unicode case folding and

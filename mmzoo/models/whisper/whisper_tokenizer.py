@@ -7,6 +7,7 @@ from mmzoo.api_export import mmzoo_export
 from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
 from mmzoo.utils.pretrained_packages import AssetsFromPackage
 from mmzoo.utils.pretrained_packages import package_dir
+from mmzoo.utils.traced_tokenize import TokenizeTracedOnce
 
 # Whisper's language tokens are its only added tokens of 2-3 letters
 # (`<|en|>`, `<|haw|>`); the others are words (`<|transcribe|>`).
@@ -50,7 +51,9 @@ def read_tokenizer_json(path):
 
 
 @mmzoo_export("mmzoo.models.WhisperTokenizer")
-class WhisperTokenizer(AssetsFromPackage, keras_hub.models.WhisperTokenizer):
+class WhisperTokenizer(
+    TokenizeTracedOnce, AssetsFromPackage, keras_hub.models.WhisperTokenizer
+):
     """keras-hub's `WhisperTokenizer`, read from a pretrained package.
 
     The byte-level BPE tokenizer of Whisper (keras-hub's, unchanged), with
