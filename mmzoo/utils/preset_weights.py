@@ -333,6 +333,32 @@ def _save_backbone(model, save_fn, preset_dir, max_shard_size):
     save_delta_weights(model, delta_path)
 
 
+class CheckedPreprocessorPreset:
+    """Mixin for a keras-hub `Preprocessor`: presets checked and written
+    atomically.
+
+    `from_preset` refuses an unknown name with the presets it knows
+    (`mmzoo.presets.check_preset`) and checks a local preset's JSON and
+    asset files first; `save_to_preset` writes atomically, and saved on
+    its own joins the model already there (`save_preprocessor`).
+    """
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        """Instantiate from a preset; an unknown name is refused and a
+        local preset's JSON and asset files are checked first."""
+        from mmzoo.presets import check_preset
+
+        check_preset(preset)
+        check_local_preset(preset, check_weights=False)
+        return super().from_preset(preset, **kwargs)
+
+    def save_to_preset(self, preset_dir):
+        """Save to a preset folder, atomically; saved on its own it joins
+        the model already there (`save_preprocessor`)."""
+        save_preprocessor(super().save_to_preset, preset_dir)
+
+
 def save_preprocessor(save_fn, preset_dir):
     """`save_to_preset` for a preprocessor, written atomically.
 

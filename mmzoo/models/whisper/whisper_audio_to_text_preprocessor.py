@@ -17,7 +17,6 @@ from mmzoo.layers.preprocessing.whisper_audio_converter import _is_symbolic
 from mmzoo.layers.preprocessing.whisper_audio_converter import _tf
 from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
 from mmzoo.models.whisper.whisper_tokenizer import WhisperTokenizer
-from mmzoo.presets import check_preset
 from mmzoo.utils import preset_weights
 from mmzoo.utils.resampling import check_rate
 from mmzoo.utils.resampling import resample
@@ -58,7 +57,9 @@ def check_task(task):
 
 
 @mmzoo_export("mmzoo.models.WhisperAudioToTextPreprocessor")
-class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
+class WhisperAudioToTextPreprocessor(
+    preset_weights.CheckedPreprocessorPreset, AudioToTextPreprocessor
+):
     """Waveforms and transcripts to Whisper's encoder and decoder inputs.
 
     A keras-hub `AudioToTextPreprocessor` (not exported by keras-hub 0.32:
@@ -167,19 +168,6 @@ class WhisperAudioToTextPreprocessor(AudioToTextPreprocessor):
         # The base class builds packers from `start_token_id`, which
         # Whisper's tokenizer lacks; the prompt is packed in `call`.
         self.built = True
-
-    @classmethod
-    def from_preset(cls, preset, **kwargs):
-        """Instantiate from a preset, e.g. `"whisper_base_speech_to_text"`;
-        a local preset's JSON and asset files are checked first."""
-        check_preset(preset)
-        preset_weights.check_local_preset(preset, check_weights=False)
-        return super().from_preset(preset, **kwargs)
-
-    def save_to_preset(self, preset_dir):
-        """Save to a preset folder, atomically; saved on its own it joins
-        the model already there (`preset_weights.save_preprocessor`)."""
-        preset_weights.save_preprocessor(super().save_to_preset, preset_dir)
 
     # --- Tokens -------------------------------------------------------------
 

@@ -39,7 +39,9 @@ def transcript_variants(text):
 
 
 @mmzoo_export("mmzoo.models.WhisperAudioClassifierPreprocessor")
-class WhisperAudioClassifierPreprocessor(Preprocessor):
+class WhisperAudioClassifierPreprocessor(
+    preset_weights.CheckedPreprocessorPreset, Preprocessor
+):
     """Raw waveforms to Whisper log-mel features, for a classifier.
 
     Holds the `audio_converter` (`mmzoo.layers.WhisperAudioConverter`, its
@@ -79,19 +81,6 @@ class WhisperAudioClassifierPreprocessor(Preprocessor):
     def call(self, x, y=None, sample_weight=None, sample_rate=None):
         features = self.audio_converter(x, sample_rate=sample_rate)
         return keras.utils.pack_x_y_sample_weight(features, y, sample_weight)
-
-    @classmethod
-    def from_preset(cls, preset, **kwargs):
-        """Instantiate from a preset, e.g. `"whisper_spoken_digits"`; a
-        local preset's JSON and asset files are checked first."""
-        check_preset(preset)
-        preset_weights.check_local_preset(preset, check_weights=False)
-        return super().from_preset(preset, **kwargs)
-
-    def save_to_preset(self, preset_dir):
-        """Save to a preset folder, atomically; saved on its own it joins
-        the model already there (`preset_weights.save_preprocessor`)."""
-        preset_weights.save_preprocessor(super().save_to_preset, preset_dir)
 
 
 @mmzoo_export("mmzoo.models.WhisperTranscriptClassifier")
