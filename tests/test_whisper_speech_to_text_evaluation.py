@@ -60,3 +60,65 @@ def test_summary_and_table_on_hand_made_outputs():
     assert table[3] == (
         "| faster-whisper | 0.0 | — | — | 0.0 / 0.0 | — | reference |"
     )
+
+
+@pytest.mark.one_backend  # no model: backend-independent
+def test_run_system_resumes_saved_clips_and_restarts_on_other_settings(
+    tmp_path,
+):
+    path = str(tmp_path / "outputs_fake.json")
+    header = {"system": "fake", "settings": {"beam": 1, "batch_size": 4}}
+    clips = {
+        "en": [
+            {"name": name, "reference": name.upper(), "audio": None}
+            for name in ("a", "b", "c")
+        ]
+    }
+    calls = []
+
+    def outputs(todo, language, task, checkpoint, stop_after=None):
+        calls.append([clip["name"] for clip in todo])
+        done = {}
+        for clip in todo:
+            done[clip["name"]] = {"text": clip["name"], "token_ids": [1]}
+            checkpoint(done)
+            if len(done) == stop_after:
+                raise KeyboardInterrupt
+        return done
+
+    def interrupted(*args):
+        return outputs(*args, stop_after=2)
+
+    # A run stopped after two clips has saved them, not complete.
+    with pytest.raises(KeyboardInterrupt):
+        evaluation.run_system(clips, interrupted, path, header)
+    saved = evaluation.read_outputs(path)["directions"]["en"]
+    assert sorted(saved["clips"]) == ["a", "b"]
+    assert saved["complete"] is False
+    # The next run (another batch size: same outputs) does only "c".
+    resumed_header = {
+        "system": "fake",
+        "settings": {"beam": 1, "batch_size": 8},
+    }
+    saved = evaluation.run_system(clips, outputs, path, resumed_header)
+    assert calls[-1] == ["c"]
+    entry = saved["directions"]["en"]
+    assert entry["complete"] is True
+    assert entry["clips_timed"] == 3
+    assert entry["clips"]["c"] == {
+        "text": "c",
+        "token_ids": [1],
+        "reference": "C",
+    }
+    # Nothing left: nothing run.
+    evaluation.run_system(clips, outputs, path, resumed_header)
+    assert len(calls) == 2
+    # Other settings: the saved outputs are set aside, all clips run again.
+    other = {"system": "fake", "settings": {"beam": 5, "batch_size": 8}}
+    evaluation.run_system(clips, outputs, path, other)
+    assert calls[-1] == ["a", "b", "c"]
+    replaced = evaluation.read_outputs(
+        str(tmp_path / "outputs_fake.replaced.json")
+    )
+    assert replaced["settings"]["beam"] == 1
+    assert evaluation.read_outputs(path)["settings"]["beam"] == 5

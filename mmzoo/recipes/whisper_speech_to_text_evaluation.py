@@ -22,17 +22,25 @@ Data: the Asterisk voice prompts of `mmzoo.datasets.load_voice_prompts`
 (EVALUATION ONLY), transcribed in English, Spanish and Italian and translated
 from Spanish and Italian into English (`task="translate"`, the prompts whose
 name has an English transcript). The spoken language is given, not detected.
-Clips longer than one 30 s window are left out (mmzoo's `generate` takes one
-window; faster-whisper would cut them into windows): 3 English, 5 Spanish and
-1 Italian. `--languages` picks the spoken languages; `--limit N` keeps the
-first N prompts (by name) of each language and direction.
+Clips longer than one 30 s window (3 English, 5 Spanish, 1 Italian) are
+decoded in consecutive windows, as `WhisperAudioToText.generate` does (each
+window's features computed on its own samples, where faster-whisper computes
+them over the whole recording). `--languages` picks the spoken languages;
+`--limit N` keeps the first N prompts (by name) of each language and
+direction.
+
+A run can be stopped and started again: the outputs are saved after every
+batch, and a run computes only the clips its output file lacks, when the file
+was made with the same system, versions and settings (else it starts again,
+keeping the old file as `*.replaced.json`).
 
 mmzoo: `WhisperAudioToText` (`build_model`) greedy, in batches of
-`--batch-size` clips sorted by length. faster-whisper, the reference: the same
-CTranslate2 weights (`whisper_base_multi`'s packages) in float32, greedy
+`--batch-size` windows sorted by length. faster-whisper, the reference: the
+same CTranslate2 weights (`whisper_base_multi`'s packages) in float32, greedy
 (`beam_size=1`), temperature 0 only (no fallback), no timestamps, no previous
-text, no VAD, the same prompt (`<|startoftranscript|> <|language|> <|task|>
-<|notimestamps|>`); the settings of
+text, no VAD, no silence rule (`no_speech_threshold=None`: mmzoo has none,
+and it would drop a window's text), the same prompt (`<|startoftranscript|>
+<|language|> <|task|> <|notimestamps|>`); the settings of
 `tests/test_whisper_audio_to_text.py::
 test_real_english_speech_token_identical_to_faster_whisper`.
 
@@ -73,7 +81,13 @@ REFERENCE_SETTINGS = {
     "without_timestamps": True,
     "condition_on_previous_text": False,
     "vad_filter": False,
+    "no_speech_threshold": None,
 }
+# Settings that do not change the outputs, so a run with other values
+# resumes the saved ones.
+UNTRACKED_SETTINGS = ("batch_size", "cpu_threads")
+# faster-whisper: outputs saved every this many clips.
+REFERENCE_CHECKPOINT = 8
 TABLE_DIRECTIONS = ("en", "es", "it", "es-en", "it-en")
 
 
@@ -107,7 +121,7 @@ def label(direction):
 
 def select_clips(direction, limit=None):
     """The clips of a direction: a list of `{"name", "reference", "audio"}`,
-    by name, and the names left out for lasting more than one window."""
+    by name, and the names of those longer than one window."""
     from mmzoo.datasets.voice_prompts import load_voice_prompts
 
     language, _, target = direction_task(direction)
@@ -115,17 +129,14 @@ def select_clips(direction, limit=None):
         language, translate_to=target, sample_rate=SAMPLE_RATE
     )
     references = data["translations"] if target else data["transcripts"]
-    clips, too_long = [], []
-    for name, reference, audio in zip(
-        data["names"], references, data["audio"]
-    ):
-        if len(audio) > WINDOW_SAMPLES:
-            too_long.append(str(name))
-            continue
-        clips.append(
-            {"name": str(name), "reference": str(reference), "audio": audio}
+    clips = [
+        {"name": str(name), "reference": str(reference), "audio": audio}
+        for name, reference, audio in zip(
+            data["names"], references, data["audio"]
         )
-    return clips[:limit], too_long
+    ][:limit]
+    long = [c["name"] for c in clips if len(c["audio"]) > WINDOW_SAMPLES]
+    return clips, long
 
 
 # --- The two systems --------------------------------------------------------
@@ -149,12 +160,17 @@ def build_model():
     return model, "whisper_base_multi backbone, converter and tokenizer"
 
 
-def mmzoo_outputs(model, clips, language, task, batch_size=16):
-    """mmzoo's greedy outputs: `{name: {"text", "token_ids"}}`.
+def mmzoo_outputs(
+    model, clips, language, task, batch_size=16, checkpoint=None
+):
+    """mmzoo's greedy outputs: `{name: {"text", "token_ids", "windows"}}`.
 
-    Clips go in batches sorted by length (similar output lengths, so a
-    batch stops early). The token ids are the text tokens: no prompt, end
-    or other special token.
+    Each clip is cut into windows (`audio_windows`, as `generate` does);
+    the windows of all clips go in batches sorted by length (similar output
+    lengths, so a batch stops early). A clip's text is its windows' texts
+    joined with one space, its token ids theirs one after the other: the
+    text tokens, no prompt, end or other special token. `checkpoint`, if
+    given, is called with the clips done so far after every batch.
     """
     import keras
 
@@ -167,13 +183,18 @@ def mmzoo_outputs(model, clips, language, task, batch_size=16):
     end = int(preprocessor.tokenizer.eos_token_id)
     # As `generate`: at most half the decoder's positions are generated.
     length = PROMPT_LENGTH + model.backbone.max_decoder_sequence_length // 2
-    order = sorted(clips, key=lambda clip: len(clip["audio"]))
-    progbar = keras.utils.Progbar(len(order), unit_name="clip")
-    outputs = {}
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
+    windows = []
+    for clip in clips:
+        pieces = preprocessor.audio_windows([clip["audio"]])[0]
+        for index, piece in enumerate(pieces):
+            windows.append((clip["name"], index, len(pieces), piece))
+    windows.sort(key=lambda window: len(window[3]))
+    progbar = keras.utils.Progbar(len(windows), unit_name="window")
+    parts, outputs = {}, {}
+    for start in range(0, len(windows), batch_size):
+        batch = windows[start : start + batch_size]
         x = preprocessor.generate_preprocess(
-            [clip["audio"] for clip in batch],
+            [window[3] for window in batch],
             sequence_length=length,
             language=language,
             task=task,
@@ -183,9 +204,18 @@ def mmzoo_outputs(model, clips, language, task, batch_size=16):
             out["decoder_token_ids"], out["decoder_padding_mask"]
         )
         texts = preprocessor.generate_postprocess(out)
-        for clip, text, ids in zip(batch, texts, token_ids):
-            outputs[clip["name"]] = {"text": text, "token_ids": ids}
+        for (name, index, count, _), text, ids in zip(batch, texts, token_ids):
+            parts.setdefault(name, {})[index] = (text, ids)
+            if len(parts[name]) == count:
+                done = [parts.pop(name)[i] for i in range(count)]
+                outputs[name] = {
+                    "text": " ".join(t for t, _ in done if t).strip(),
+                    "token_ids": [i for _, ids in done for i in ids],
+                    "windows": count,
+                }
         progbar.add(len(batch))
+        if checkpoint is not None:
+            checkpoint(outputs)
     return outputs
 
 
@@ -200,15 +230,16 @@ def faster_whisper_model(directory, cpu_threads=0):
     )
 
 
-def faster_whisper_outputs(model, clips, language, task):
+def faster_whisper_outputs(model, clips, language, task, checkpoint=None):
     """faster-whisper's outputs: `{name: {"text", "token_ids",
-    "segments"}}` (one segment per clip of one window, unless its
-    no-speech rule drops it)."""
+    "segments"}}` (one segment per window of the clip). `checkpoint`, if
+    given, is called with the clips done so far every
+    `REFERENCE_CHECKPOINT` clips and at the end."""
     import keras
 
     progbar = keras.utils.Progbar(len(clips), unit_name="clip")
     outputs = {}
-    for clip in clips:
+    for count, clip in enumerate(clips, 1):
         segments, _ = model.transcribe(
             clip["audio"], language=language, task=task, **REFERENCE_SETTINGS
         )
@@ -219,31 +250,93 @@ def faster_whisper_outputs(model, clips, language, task):
             "segments": len(segments),
         }
         progbar.add(1)
+        if checkpoint is not None and (
+            count % REFERENCE_CHECKPOINT == 0 or count == len(clips)
+        ):
+            checkpoint(outputs)
     return outputs
 
 
-def run_system(clips_by_direction, outputs_function):
-    """`{direction: {"clips": {name: {"reference", ...}}, "seconds",
-    "seconds_per_clip", "date"}}`, running `outputs_function(clips,
-    language, task)` on each direction."""
-    results = {}
+def identity(header):
+    """What must match for saved outputs to be resumed: the header without
+    the settings that do not change the outputs."""
+    settings = {
+        key: value
+        for key, value in header.get("settings", {}).items()
+        if key not in UNTRACKED_SETTINGS
+    }
+    return dict(
+        {k: v for k, v in header.items() if k != "directions"},
+        settings=settings,
+    )
+
+
+def resumable(path, header):
+    """The saved outputs at `path` if they were made as `header` says, else
+    a new record (the old file kept as `*.replaced.json`)."""
+    saved = read_outputs(path)
+    if saved["directions"] and identity(saved) != identity(header):
+        replaced = path[: -len(".json")] + ".replaced.json"
+        os.replace(path, replaced)
+        print(
+            f"{path} was made with other settings: starting again (the old "
+            f"outputs are in {replaced})"
+        )
+        saved = {"directions": {}}
+    saved.update(header)
+    return saved
+
+
+def run_system(clips_by_direction, outputs_function, path, header):
+    """Runs `outputs_function(clips, language, task, checkpoint)` on the
+    clips of each direction that `path` lacks, saving to `path` as it goes.
+
+    The record: the header and `{"directions": {direction: {"clips": {name:
+    {"reference", "text", "token_ids", ...}}, "complete", "seconds",
+    "seconds_per_clip", "date"}}}`; `seconds` adds up the runs' times on the
+    clips they computed.
+    """
+    saved = resumable(path, header)
     for direction, clips in clips_by_direction.items():
         if not clips:
             continue
         language, task, _ = direction_task(direction)
-        print(f"{label(direction)} ({task}), {len(clips)} clips")
-        start = time.perf_counter()
-        outputs = outputs_function(clips, language, task)
-        seconds = time.perf_counter() - start
-        for clip in clips:
-            outputs[clip["name"]]["reference"] = clip["reference"]
-        results[direction] = {
-            "clips": {clip["name"]: outputs[clip["name"]] for clip in clips},
-            "seconds": round(seconds, 1),
-            "seconds_per_clip": round(seconds / len(clips), 3),
-            "date": datetime.date.today().isoformat(),
+        references = {clip["name"]: clip["reference"] for clip in clips}
+        entry = saved["directions"].setdefault(direction, {"clips": {}})
+        done = {
+            name: dict(output, reference=references[name])
+            for name, output in entry["clips"].items()
+            if name in references
         }
-    return results
+        todo = [clip for clip in clips if clip["name"] not in done]
+        print(
+            f"{label(direction)} ({task}), {len(clips)} clips"
+            + (f", {len(done)} saved before" if done else "")
+        )
+        # (Records older than `clips_timed` timed all their clips.)
+        timed = entry.get("clips_timed", len(entry["clips"]))
+        seconds = entry.get("seconds", 0.0)
+        start = time.perf_counter()
+
+        def checkpoint(outputs):
+            elapsed = seconds + time.perf_counter() - start
+            for name, output in outputs.items():
+                output["reference"] = references[name]
+            entry["clips"] = dict(done, **outputs)
+            entry["complete"] = len(entry["clips"]) == len(clips)
+            entry["clips_timed"] = timed + len(outputs)
+            entry["seconds"] = round(elapsed, 1)
+            entry["seconds_per_clip"] = round(
+                elapsed / max(1, entry["clips_timed"]), 3
+            )
+            entry["date"] = datetime.date.today().isoformat()
+            write_json(path, saved)
+
+        if todo:
+            outputs_function(todo, language, task, checkpoint)
+        else:
+            checkpoint({})
+    return saved
 
 
 # --- Comparison and scores (pure Python) ------------------------------------
@@ -419,15 +512,6 @@ def outputs_path(output, system):
     return os.path.join(output, f"outputs_{system}.json")
 
 
-def save_outputs(path, directions_run, header):
-    """Adds the directions run to the saved ones (same direction: replaced)."""
-    saved = read_outputs(path)
-    saved.update(header)
-    saved.setdefault("directions", {}).update(directions_run)
-    write_json(path, saved)
-    return saved
-
-
 def versions(*packages):
     return {name: importlib.metadata.version(name) for name in packages}
 
@@ -448,13 +532,6 @@ def run_reference(clips_by_direction, output, cpu_threads):
     from mmzoo.recipes.whisper_base_multi import ctranslate2_model_dir
 
     print("faster-whisper (reference)")
-    with ctranslate2_model_dir() as directory:
-        model = faster_whisper_model(directory, cpu_threads)
-
-        def outputs(clips, language, task):
-            return faster_whisper_outputs(model, clips, language, task)
-
-        run = run_system(clips_by_direction, outputs)
     header = {
         "system": "faster-whisper",
         "versions": versions("faster-whisper", "ctranslate2"),
@@ -463,7 +540,20 @@ def run_reference(clips_by_direction, output, cpu_threads):
         ),
         "model": "whisper_base_multi's CTranslate2 packages",
     }
-    return save_outputs(outputs_path(output, REFERENCE), run, header)
+    with ctranslate2_model_dir() as directory:
+        model = faster_whisper_model(directory, cpu_threads)
+
+        def outputs(clips, language, task, checkpoint):
+            return faster_whisper_outputs(
+                model, clips, language, task, checkpoint
+            )
+
+        return run_system(
+            clips_by_direction,
+            outputs,
+            outputs_path(output, REFERENCE),
+            header,
+        )
 
 
 def run_backend(clips_by_direction, output, batch_size):
@@ -472,13 +562,6 @@ def run_backend(clips_by_direction, output, batch_size):
     backend = keras.config.backend()
     model, source = build_model()
     print(f"mmzoo on {backend} ({source})")
-
-    def outputs(clips, language, task):
-        return mmzoo_outputs(model, clips, language, task, batch_size)
-
-    run = run_system(clips_by_direction, outputs)
-    for direction in run.values():
-        direction["model"] = source
     header = {
         "system": "mmzoo",
         "backend": backend,
@@ -486,7 +569,15 @@ def run_backend(clips_by_direction, output, batch_size):
         "versions": versions("keras", "keras-hub", backend),
         "settings": {"sampler": "greedy", "batch_size": batch_size},
     }
-    return save_outputs(outputs_path(output, backend), run, header)
+
+    def outputs(clips, language, task, checkpoint):
+        return mmzoo_outputs(
+            model, clips, language, task, batch_size, checkpoint
+        )
+
+    return run_system(
+        clips_by_direction, outputs, outputs_path(output, backend), header
+    )
 
 
 def missing_reference(clips_by_direction, output):
@@ -528,6 +619,16 @@ def results(output, chosen, backend=None):
             per_clip[direction] = rows
             if name == backend and direction in chosen:
                 print("\n".join(report(direction, summary, rows, name)))
+                for system, entry in (
+                    (name, saved[direction]),
+                    ("faster-whisper", reference[direction]),
+                ):
+                    if entry.get("complete") is False:
+                        print(
+                            f"  incomplete: {system} has "
+                            f"{len(entry['clips'])} clips saved; run again "
+                            "to finish"
+                        )
                 seconds = saved[direction]["seconds_per_clip"]
                 theirs = reference[direction]["seconds_per_clip"]
                 print(
@@ -589,7 +690,12 @@ def main(argv=None):
         default=None,
         help="first N prompts of each language and direction",
     )
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=4,
+        help="mmzoo's windows per batch (4 was the fastest on 2 CPU cores)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--reference",
@@ -615,12 +721,12 @@ def main(argv=None):
     chosen = directions(args.languages)
     clips_by_direction = {}
     for direction in chosen:
-        clips, too_long = select_clips(direction, args.limit)
+        clips, long = select_clips(direction, args.limit)
         clips_by_direction[direction] = clips
-        if too_long:
+        if long:
             print(
-                f"{label(direction)}: left out, longer than 30 s: "
-                f"{', '.join(too_long)}"
+                f"{label(direction)}: longer than 30 s, decoded in windows: "
+                f"{', '.join(long)}"
             )
     if args.reference:
         run_reference(clips_by_direction, output, args.cpu_threads)
