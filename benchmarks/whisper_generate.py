@@ -1,4 +1,4 @@
-"""Whisper base `generate` against CTranslate2, greedy and beam 5, batch 1 and 16.
+"""Whisper base `generate` against CTranslate2: greedy, beam 5, batch 1, 16.
 
 `KERAS_BACKEND=jax python benchmarks/whisper_generate.py [--clips 16]
 [--repeats 3]`
@@ -36,9 +36,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import mmzoo  # noqa: E402
-from mmzoo.models.whisper.whisper_audio_to_text_preprocessor import (  # noqa: E402
-    PROMPT_LENGTH,
-)
 
 PRESET = "whisper_base_speech_to_text"
 SAMPLE_RATE = 16000
@@ -61,6 +58,10 @@ class Mmzoo:
     name = "mmzoo"
 
     def __init__(self):
+        from mmzoo.models.whisper.whisper_audio_to_text_preprocessor import (
+            PROMPT_LENGTH,
+        )
+
         self.model = mmzoo.models.WhisperAudioToText.from_preset(PRESET)
         self.preprocessor = self.model.preprocessor
         self.length = (
