@@ -693,8 +693,11 @@ def main(argv=None):
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=4,
-        help="mmzoo's windows per batch (4 was the fastest on 2 CPU cores)",
+        default=1,
+        help=(
+            "mmzoo's windows per batch (1 was the fastest per clip on 2 CPU "
+            "cores on every backend: benchmarks/whisper_generate.py)"
+        ),
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
