@@ -548,6 +548,54 @@ def test_a_truncated_delta_file_is_refused_by_name(tmp_path):
         preset_weights.load_delta_weights(keras.Sequential(), path)
 
 
+def _two_dense(seed):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(3, name="first"),
+            keras.layers.Dense(3, name="second"),
+        ]
+    )
+    return model
+
+
+def test_delta_weights_load_by_path_in_another_weight_order(tmp_path):
+    """Backends can list a model's weights in different orders (Whisper
+    does): stored weights go to the variable of their path, not of their
+    position, even among weights of the same shape."""
+    saved = _two_dense(0)
+    path = str(tmp_path / "model.delta.npz")
+    assert preset_weights.save_delta_weights(saved, path) == 4
+    # The same file as a backend listing the two kernels (same shape) in
+    # the other order would write.
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    order = [2, 1, 0, 3]  # new position -> old position
+    reordered = {
+        f"{new:05d}": arrays[f"{old:05d}"] for new, old in enumerate(order)
+    }
+    reordered["__num_weights__"] = arrays["__num_weights__"]
+    reordered["__paths__"] = arrays["__paths__"][order]
+    np.savez(path, **reordered)
+    loaded = _two_dense(1)
+    preset_weights.load_delta_weights(loaded, path)
+    # (The models' own names differ: "sequential", "sequential_1".)
+    assert loaded.name != saved.name
+    for ours, theirs in zip(loaded.weights, saved.weights):
+        assert ours.path.split("/")[1:] == theirs.path.split("/")[1:]
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs)
+        )
+    # Paths this model does not have: refused, naming them.
+    reordered["__paths__"] = np.array(
+        [str(p).replace("second", "third") for p in reordered["__paths__"]]
+    )
+    np.savez(path, **reordered)
+    with pytest.raises(ValueError, match="named differently.*third/"):
+        preset_weights.load_delta_weights(_two_dense(1), path)
+
+
 def test_a_save_over_a_file_is_refused(tmp_path, models):
     old, *_ = models
     path = tmp_path / "preset"

@@ -107,10 +107,11 @@ def _load_delta_weights(model, filepath):
                 f"this model has {len(weights)}. The config (e.g. the LoRA "
                 "rank) does not match the one the weights were saved with."
             )
+        targets = _stored_targets(weights, data, filepath)
         for key in data.files:
             if key.startswith("__"):
                 continue
-            variable = weights[int(key)]
+            variable = targets[int(key)]
             value = data[key]
             if tuple(value.shape) != tuple(variable.shape):
                 raise ValueError(
@@ -119,6 +120,44 @@ def _load_delta_weights(model, filepath):
                     f"{tuple(value.shape)}."
                 )
             variable.assign(value)
+
+
+def _stored_targets(weights, data, filepath):
+    """The variable each stored index is loaded into.
+
+    By path (`__paths__`, the paths of the saving model's weights in
+    order): the order of `model.weights` can differ between backends (a
+    Whisper saved with PyTorch lists its decoder embeddings elsewhere than
+    under JAX or TensorFlow), and loading by position would then put values
+    into other variables of the same shape. Files without paths, or models
+    whose paths are not unique, load by position. A first folder that all
+    paths share (the model's own name) is not compared.
+    """
+    paths = _relative([variable.path for variable in weights])
+    if _PATHS not in data.files or len(set(paths)) != len(paths):
+        return list(weights)
+    stored = _relative([str(path) for path in data[_PATHS]])
+    if stored == paths:
+        return list(weights)
+    by_path = dict(zip(paths, weights))
+    missing = [path for path in stored if path not in by_path]
+    if missing or len(stored) != len(paths):
+        raise ValueError(
+            f"{filepath} was saved from a model whose weights are named "
+            f"differently: {len(missing)} stored weight(s) have no variable "
+            f"of that path in this model, e.g. {missing[:3]}. The config "
+            "does not match the one the weights were saved with."
+        )
+    return [by_path[path] for path in stored]
+
+
+def _relative(paths):
+    """Paths without the first folder when all share it: a model's own
+    name (`"functional_3"`) comes from a process-wide counter."""
+    heads = {path.split("/", 1)[0] for path in paths}
+    if len(heads) == 1 and all("/" in path for path in paths):
+        return [path.split("/", 1)[1] for path in paths]
+    return paths
 
 
 def _local_dir(preset):
