@@ -5,6 +5,7 @@ from mmzoo import layers
 from mmzoo import models
 from mmzoo import presets
 from mmzoo.presets import list_presets
+from mmzoo.presets import load
 from mmzoo.presets import register_presets_dir
 from mmzoo.version import __version__
 

@@ -46,7 +46,7 @@ def best_fused_preset():
     the three modality subsets (both, image only, audio only), at its chosen
     epoch, from its metadata. The test split is never used to choose.
     """
-    presets = mmzoo.list_presets()
+    presets = mmzoo.list_presets(metadata=True)
     scores = {}
     for name in FUSED_PRESETS:
         if name not in presets:
@@ -147,7 +147,7 @@ def main(argv=None):
     )
     name = args.preset or best_fused_preset()
     classifier = mmzoo.models.MultimodalClassifier.from_preset(name)
-    presets = mmzoo.list_presets()
+    presets = mmzoo.list_presets(metadata=True)
     metadata = presets.get(name, {})
     print(f"loaded {name}: {metadata.get('description', '')}")
 

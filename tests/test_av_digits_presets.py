@@ -57,7 +57,7 @@ def test_split():
 
 
 def _metadata(name):
-    return mmzoo.list_presets()[name]
+    return mmzoo.presets.preset_metadata(name)
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -76,7 +76,9 @@ def test_preset_reaches_recorded_accuracy(name, test_split):
     if not full:
         x = {key: value[:CHECKED_EXAMPLES] for key, value in x.items()}
         y = y[:CHECKED_EXAMPLES]
-    classifier = mmzoo.models.MultimodalClassifier.from_preset(name)
+    # By name, without the class: `mmzoo.load` gives the task saved.
+    classifier = mmzoo.load(name)
+    assert type(classifier) is mmzoo.models.MultimodalClassifier
     results, predictions = evaluate_subsets(
         classifier, x, y, return_predictions=True
     )

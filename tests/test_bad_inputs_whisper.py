@@ -106,7 +106,8 @@ def test_8khz_declared_gives_the_digits_of_16khz(declared_8k):
     ones the undeclared reading gets wrong.
     """
     _, labels, got = declared_8k
-    recorded = mmzoo.list_presets()["whisper_spoken_digits"]["test_accuracy"]
+    metadata = mmzoo.presets.preset_metadata("whisper_spoken_digits")
+    recorded = metadata["test_accuracy"]
     assert labels.tolist() == [1, 5, 6, 1, 3, 6, 7, 5]
     at_16k = np.array(recorded["real_predictions"])[PICKS_8K]
     np.testing.assert_array_equal(at_16k, labels)

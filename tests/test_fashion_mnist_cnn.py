@@ -18,9 +18,10 @@ NAME = "fashion_mnist_cnn"
     reason="needs Debian's dataset-fashion-mnist",
 )
 def test_reaches_recorded_test_accuracy():
-    metadata = mmzoo.list_presets()[NAME]
+    metadata = mmzoo.presets.preset_metadata(NAME)
     recorded = metadata["test_accuracy"]["fashion_mnist_test"]
-    classifier = MultimodalClassifier.from_preset(NAME)
+    classifier = mmzoo.load(NAME)
+    assert type(classifier) is MultimodalClassifier
     images, labels = load_fashion_mnist("test")
     logits = classifier.predict({"image": images}, batch_size=500, verbose=0)
     accuracy = np.mean(logits.argmax(-1) == labels)

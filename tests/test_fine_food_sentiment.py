@@ -41,7 +41,7 @@ def test_preset_stores_only_what_the_package_lacks():
 def test_preset_reaches_recorded_accuracy_and_beats_baseline():
     from mmzoo.datasets import load_fine_foods
 
-    metadata = mmzoo.list_presets()[NAME]
+    metadata = mmzoo.presets.preset_metadata(NAME)
     classifier = mmzoo.models.MultimodalClassifier.from_preset(NAME)
     _, (texts, labels) = load_fine_foods()
     logits = classifier.predict({"text": texts}, batch_size=64, verbose=0)
@@ -60,8 +60,10 @@ def test_preset_loads_by_name_and_predicts_as_recorded():
     from mmzoo.datasets import load_fine_foods
     from mmzoo.recipes.fine_food_sentiment import predicted_labels
 
-    recorded = mmzoo.list_presets()[NAME]["test_predictions"]["labels"]
-    classifier = mmzoo.models.MultimodalClassifier.from_preset(NAME)
+    metadata = mmzoo.presets.preset_metadata(NAME)
+    recorded = metadata["test_predictions"]["labels"]
+    classifier = mmzoo.load(NAME)
+    assert type(classifier) is mmzoo.models.MultimodalClassifier
     _, (texts, labels) = load_fine_foods()
     # 64 of the recorded reviews, one batch: MiniLM on a CPU is slow.
     got = predicted_labels(classifier, texts[:64], 64)

@@ -127,7 +127,8 @@ def test_tfidf_baseline():
     assert result["settings"]["C_chosen_by"].endswith("the training set")
     assert 0.7 < result["settings"]["cv_accuracy"] <= 1.0
     # The same as recorded in the sentiment preset's metadata (0.804, C 4).
-    baseline = mmzoo.list_presets().get("fine_food_sentiment_minilm")
+    presets = mmzoo.list_presets(metadata=True)
+    baseline = presets.get("fine_food_sentiment_minilm")
     if baseline is not None:
         baseline = baseline["baseline"]
         assert result["settings"]["C"] == baseline["settings"]["C"]

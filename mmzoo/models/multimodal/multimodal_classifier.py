@@ -5,6 +5,8 @@ import keras
 import numpy as np
 from keras_hub.models import Task
 from keras_hub.src.utils.pipeline_model import _train_validation_split
+from keras_hub.src.utils.preset_utils import builtin_presets
+from keras_hub.src.utils.python_utils import classproperty
 from keras_hub.src.utils.tensor_utils import in_tf_function
 
 from mmzoo.api_export import mmzoo_export
@@ -13,6 +15,7 @@ from mmzoo.models.multimodal.multimodal_preprocessor import (
     MultimodalPreprocessor,
 )
 from mmzoo.presets import check_preset
+from mmzoo.presets import loadable_presets
 from mmzoo.utils import preset_weights
 from mmzoo.utils.modality_checks import dict_form
 from mmzoo.utils.modality_checks import present_modalities
@@ -185,6 +188,12 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
 
     backbone_cls = MultimodalBackbone
     preprocessor_cls = MultimodalPreprocessor
+
+    @classproperty
+    def presets(cls):
+        """The presets saved as this task class or a subclass: a task needs
+        its heads, which another task's preset does not hold."""
+        return loadable_presets(cls, builtin_presets(cls))
 
     def _check_preprocessor(self, preprocessor, backbone):
         if preprocessor is None:

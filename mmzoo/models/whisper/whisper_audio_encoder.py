@@ -4,6 +4,7 @@ from keras_hub.layers import PositionEmbedding
 from keras_hub.models import Backbone
 from keras_hub.src.models.whisper.whisper_encoder import WhisperEncoder
 from keras_hub.src.utils.preset_utils import check_config_class
+from keras_hub.src.utils.python_utils import classproperty
 
 from mmzoo.api_export import mmzoo_export
 from mmzoo.layers.masked_average_pooling import MaskedAveragePooling
@@ -81,6 +82,13 @@ class WhisperAudioEncoder(Backbone):
     )
     ```
     """
+
+    @classproperty
+    def presets(cls):
+        """Whisper's presets: the encoder of each."""
+        from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
+
+        return WhisperBackbone.presets
 
     def __init__(
         self,

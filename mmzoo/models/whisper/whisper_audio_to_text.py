@@ -19,6 +19,7 @@ from mmzoo.models.whisper.whisper_audio_to_text_preprocessor import (
 )
 from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
 from mmzoo.presets import check_preset
+from mmzoo.presets import presets_holding
 from mmzoo.utils import preset_weights
 
 # A logit no token can be chosen at (finite: `-inf` would give NaNs where
@@ -152,6 +153,8 @@ class WhisperAudioToText(
 
     backbone_cls = WhisperBackbone
     preprocessor_cls = WhisperAudioToTextPreprocessor
+    # Loads any Whisper preset with a tokenizer (backbone and vocabulary).
+    presets = presets_holding("tokenizer.json")
 
     def __init__(self, backbone, preprocessor=None, **kwargs):
         # === Layers ===

@@ -16,6 +16,7 @@ from mmzoo.layers.preprocessing.whisper_audio_converter import (
 from mmzoo.layers.preprocessing.whisper_audio_converter import _is_symbolic
 from mmzoo.layers.preprocessing.whisper_audio_converter import _tf
 from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
+from mmzoo.presets import presets_holding
 from mmzoo.models.whisper.whisper_tokenizer import WhisperTokenizer
 from mmzoo.utils import preset_weights
 from mmzoo.utils.resampling import check_rate
@@ -141,6 +142,8 @@ class WhisperAudioToTextPreprocessor(
     """
 
     backbone_cls = WhisperBackbone
+    # The Whisper presets with a tokenizer.
+    presets = presets_holding("tokenizer.json")
     audio_converter_cls = WhisperAudioConverter
     tokenizer_cls = WhisperTokenizer
 

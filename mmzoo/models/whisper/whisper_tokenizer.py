@@ -5,6 +5,7 @@ import keras_hub
 
 from mmzoo.api_export import mmzoo_export
 from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
+from mmzoo.presets import presets_holding
 from mmzoo.utils.pretrained_packages import AssetsFromPackage
 from mmzoo.utils.pretrained_packages import package_dir
 from mmzoo.utils.traced_tokenize import TokenizeTracedOnce
@@ -79,6 +80,8 @@ class WhisperTokenizer(
     """
 
     backbone_cls = WhisperBackbone
+    # The Whisper presets with a tokenizer.
+    presets = presets_holding("tokenizer.json")
 
     def __init__(
         self,

@@ -3,6 +3,8 @@ import numpy as np
 from keras import ops
 from keras_hub.models import Preprocessor
 from keras_hub.models import Task
+from keras_hub.src.utils.preset_utils import builtin_presets
+from keras_hub.src.utils.python_utils import classproperty
 from keras_hub.src.utils.tensor_utils import convert_to_numpy
 
 from mmzoo.api_export import mmzoo_export
@@ -19,6 +21,8 @@ from mmzoo.models.whisper.whisper_transcript_scorer import (
     WhisperTranscriptScorer,
 )
 from mmzoo.presets import check_preset
+from mmzoo.presets import loadable_presets
+from mmzoo.presets import presets_holding
 from mmzoo.utils import preset_weights
 from mmzoo.utils.resampling import check_rate
 
@@ -66,6 +70,8 @@ class WhisperAudioClassifierPreprocessor(
     """
 
     backbone_cls = WhisperBackbone
+    # The Whisper presets with a tokenizer.
+    presets = presets_holding("tokenizer.json")
     audio_converter_cls = WhisperAudioConverter
     tokenizer_cls = WhisperTokenizer
 
@@ -166,6 +172,12 @@ class WhisperTranscriptClassifier(
 
     backbone_cls = WhisperBackbone
     preprocessor_cls = WhisperAudioClassifierPreprocessor
+
+    @classproperty
+    def presets(cls):
+        """The presets saved as this class (others lack its
+        `class_transcripts`)."""
+        return loadable_presets(cls, builtin_presets(cls))
 
     def __init__(
         self,
