@@ -18,8 +18,9 @@ keras-hub's `BeamSampler(num_beams=5)` (no length penalty) and CTranslate2's
 Per sampler and batch size, each system runs once untimed (tracing,
 compiling), then the clips are timed `--repeats` times, mmzoo and
 CTranslate2 alternating; printed: the median seconds per clip, text tokens per
-second (tokens generated / time), the ratio mmzoo / CTranslate2 and how many
-clips gave the same tokens. CTranslate2 runs with `intra_threads` = the cores
+second (tokens generated / time), the ratio mmzoo / CTranslate2, the text
+tokens per clip (mmzoo / CTranslate2) and how many clips gave the same
+tokens. CTranslate2 runs with `intra_threads` = the cores
 and `KMP_BLOCKTIME=0` (set here before it loads: its OpenMP threads would
 otherwise spin on the cores the Keras backend needs).
 """
@@ -153,7 +154,8 @@ def run(system, audio, batch):
 
 
 def measure(systems, audio, beams, batch, repeats):
-    """`{name: (median seconds per clip, tokens per second, ids)}`."""
+    """`({name: (median s per clip, tokens per s, tokens per clip)},
+    clips with the same tokens)`."""
     for system in systems:
         system.set_beams(beams)
         run(system, audio[:batch], batch)  # trace, compile, warm up
@@ -167,7 +169,11 @@ def measure(systems, audio, beams, batch, repeats):
     for system in systems:
         seconds = float(np.median(times[system.name]))
         tokens = sum(len(row) for row in ids[system.name])
-        out[system.name] = (seconds / len(audio), tokens / seconds)
+        out[system.name] = (
+            seconds / len(audio),
+            tokens / seconds,
+            tokens / len(audio),
+        )
     same = sum(
         list(a) == list(b) for a, b in zip(ids["mmzoo"], ids["CTranslate2"])
     )
@@ -199,7 +205,8 @@ def main(argv=None):
                 rows.append(
                     f"| {backend} | {sampler} | {batch} | {ours[0]:.2f} "
                     f"| {theirs[0]:.2f} | {ours[0] / theirs[0]:.2f} "
-                    f"| {ours[1]:.0f} | {theirs[1]:.0f} "
+                    f"| {ours[1]:.1f} | {theirs[1]:.1f} "
+                    f"| {ours[2]:.1f} / {theirs[2]:.1f} "
                     f"| {same}/{len(audio)} |"
                 )
                 print(rows[-1], flush=True)
@@ -211,9 +218,10 @@ def main(argv=None):
     )
     print(
         "| backend | sampler | batch | mmzoo s/clip | CTranslate2 s/clip "
-        "| ratio | mmzoo tokens/s | CTranslate2 tokens/s | same tokens |"
+        "| ratio | mmzoo tokens/s | CTranslate2 tokens/s "
+        "| tokens per clip | same tokens |"
     )
-    print("| --- " * 9 + "|")
+    print("| --- " * 10 + "|")
     print("\n".join(rows))
 
 
