@@ -26,6 +26,7 @@ from keras_hub.src.utils import preset_utils
 from keras_hub.src.utils.python_utils import classproperty
 
 from mmzoo.utils import preset_files
+from mmzoo.utils import preset_weights
 from mmzoo.utils.preset_files import stamp_digests  # noqa: F401 (public)
 
 _REGISTERED = {}
@@ -234,8 +235,9 @@ def preset_class(preset):
         The registered class (`mmzoo.models.MultimodalClassifier`, ...).
     """
     check_preset(preset)
-    local = _local_folder(preset)
+    local = preset_weights.local_preset_dir(str(preset))
     if local is not None:
+        local = pathlib.Path(local)
         task_path = local / preset_utils.TASK_CONFIG_FILE
         config_path = local / preset_utils.CONFIG_FILE
         if not config_path.is_file():
@@ -294,19 +296,6 @@ def load(preset, load_weights=True, **kwargs):
     return cls.from_preset(preset, load_weights=load_weights, **kwargs)
 
 
-def _local_folder(preset):
-    """The folder of a registered name or a local path, else None."""
-    preset = str(preset)
-    if preset in _REGISTERED:
-        return pathlib.Path(_REGISTERED[preset]["kaggle_handle"])
-    handle = preset_utils.BUILTIN_PRESETS.get(preset, {}).get(
-        "kaggle_handle", preset
-    )
-    if handle.startswith("file://"):
-        handle = handle[len("file://") :]
-    return pathlib.Path(handle) if os.path.isdir(handle) else None
-
-
 def loadable_presets(cls, listed, backbone_presets_with=None):
     """The presets of `listed` that the task `cls` loads with no further
     argument: those saved as `cls` or a subclass of it, and, when
@@ -325,9 +314,10 @@ def loadable_presets(cls, listed, backbone_presets_with=None):
     """
     out = {}
     for name, metadata in listed.items():
-        folder = _local_folder(name)
+        folder = preset_weights.local_preset_dir(name)
         if folder is None:
             continue
+        folder = pathlib.Path(folder)
         task_path = folder / preset_utils.TASK_CONFIG_FILE
         if task_path.is_file():
             registered = _read_json(task_path).get("registered_name")

@@ -160,7 +160,7 @@ def _relative(paths):
     return paths
 
 
-def _local_dir(preset):
+def local_preset_dir(preset):
     """The directory a preset name or path resolves to, or None if remote."""
     handle = preset_utils.BUILTIN_PRESETS.get(preset, {}).get(
         "kaggle_handle", preset
@@ -174,7 +174,7 @@ def check_local_preset(preset, check_weights=True):
     """Check a local preset's files before loading it (digests, JSON and
     weight files: `preset_files.check_preset_files`); remote handles are
     left to keras-hub."""
-    local = _local_dir(str(preset))
+    local = local_preset_dir(str(preset))
     if local is not None:
         preset_files.check_preset_files(local, check_weights=check_weights)
 
@@ -182,7 +182,7 @@ def check_local_preset(preset, check_weights=True):
 def load_config(preset):
     """A preset's `config.json`; for a local preset a missing or malformed
     file is an error naming it."""
-    local = _local_dir(str(preset))
+    local = local_preset_dir(str(preset))
     if local is not None:
         return preset_files.read_json(local, preset_utils.CONFIG_FILE)
     return preset_utils.load_json(str(preset), preset_utils.CONFIG_FILE)
@@ -230,7 +230,7 @@ def _load(load_fn, preset, load_weights, restore, **kwargs):
     finds no `model.weights.h5` is the delta file fetched.
     """
     preset = str(preset)
-    local = _local_dir(preset)
+    local = local_preset_dir(preset)
     if local is not None:
         preset_files.check_preset_files(local, check_weights=load_weights)
     if local is not None and kwargs.get("dtype") is None:

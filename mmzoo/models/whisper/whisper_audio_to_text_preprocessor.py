@@ -16,8 +16,8 @@ from mmzoo.layers.preprocessing.whisper_audio_converter import (
 from mmzoo.layers.preprocessing.whisper_audio_converter import _is_symbolic
 from mmzoo.layers.preprocessing.whisper_audio_converter import _tf
 from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
-from mmzoo.presets import presets_holding
 from mmzoo.models.whisper.whisper_tokenizer import WhisperTokenizer
+from mmzoo.presets import presets_holding
 from mmzoo.utils import preset_weights
 from mmzoo.utils.resampling import check_rate
 from mmzoo.utils.resampling import resample
