@@ -360,7 +360,9 @@ def test_minilm_preset_stores_no_package_weights(minilm, tmp_path, monkeypatch):
     np.testing.assert_array_equal(restored.predict(x, verbose=0), expected)
     # A remote handle goes to keras-hub's loader first, which finds no
     # model.weights.h5; the delta file is then fetched through the handle.
-    monkeypatch.setattr(preset_weights, "_local_dir", lambda preset: None)
+    monkeypatch.setattr(
+        preset_weights, "local_preset_dir", lambda preset: None
+    )
     remote = mmzoo.models.MultimodalClassifier.from_preset(str(tmp_path))
     np.testing.assert_array_equal(remote.predict(x, verbose=0), expected)
 
