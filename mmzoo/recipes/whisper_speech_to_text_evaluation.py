@@ -207,7 +207,8 @@ def mmzoo_outputs(
         for (name, index, count, _), text, ids in zip(batch, texts, token_ids):
             parts.setdefault(name, {})[index] = (text, ids)
             if len(parts[name]) == count:
-                done = [parts.pop(name)[i] for i in range(count)]
+                by_index = parts.pop(name)
+                done = [by_index[i] for i in range(count)]
                 outputs[name] = {
                     "text": " ".join(t for t, _ in done if t).strip(),
                     "token_ids": [i for _, ids in done for i in ids],
