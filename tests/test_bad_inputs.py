@@ -553,31 +553,6 @@ def test_dataframe_with_unknown_column(data, attention):
 
 
 @ONE_BACKEND
-def test_generator_is_refused(data, attention):
-    x, _ = data
-    with pytest.raises(
-        ValueError,
-        match=r"does not take a generator; pass a dict .*from_generator",
-    ):
-        attention.predict((x for _ in range(2)), verbose=0)
-
-
-@ONE_BACKEND
-def test_py_dataset_is_refused(data, attention):
-    x, _ = data
-
-    class Batches(keras.utils.PyDataset):
-        def __len__(self):
-            return 1
-
-        def __getitem__(self, i):
-            return x
-
-    with pytest.raises(ValueError, match=r"does not take a Batches"):
-        attention.predict(Batches(), verbose=0)
-
-
-@ONE_BACKEND
 def test_unbatched_dataset_is_refused(data, attention):
     x, _ = data
     ds = tf.data.Dataset.from_tensor_slices(x)

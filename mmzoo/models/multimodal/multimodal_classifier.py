@@ -1,5 +1,4 @@
 import contextlib
-import inspect
 
 import keras
 import numpy as np
@@ -19,6 +18,10 @@ from mmzoo.presets import loadable_presets
 from mmzoo.utils import preset_weights
 from mmzoo.utils.modality_checks import dict_form
 from mmzoo.utils.modality_checks import present_modalities
+from mmzoo.utils.python_batches import is_python_batches
+from mmzoo.utils.python_batches import preprocessed_batches
+from mmzoo.utils.python_batches import refuse_arguments_beside
+from mmzoo.utils.python_batches import validation_batches
 
 
 def _is_tf_dataset(x):
@@ -179,11 +182,14 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
     and `evaluate` build their `tf.data` pipelines.
 
     Accepted `x`: a dict of arrays keyed by modality, a pandas DataFrame
-    (or Series) with modality columns, or a `tf.data.Dataset` of such dicts
-    (batched). Generators and `keras.utils.PyDataset`s are refused with a
-    message saying what to pass. `fit`, `predict` and `evaluate` take
-    `sample_rate=` (Hz), the rate of the audio given; without it the
-    audio is taken to be at the preset's rate.
+    (or Series) with modality columns, or batches of such dicts from a
+    `tf.data.Dataset`, a `keras.utils.PyDataset`, a generator or a torch
+    `DataLoader` (each batch `x`, `(x, y)` or `(x, y, sample_weight)`;
+    a batch may leave modalities out). Python batches are preprocessed
+    eagerly as they arrive, a `tf.data.Dataset` inside its pipeline.
+    `fit`, `predict` and `evaluate` take `sample_rate=` (Hz), the rate of
+    the audio given; without it the audio is taken to be at the preset's
+    rate.
     """
 
     backbone_cls = MultimodalBackbone
@@ -224,18 +230,13 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
                 f"{name} takes x as a dict keyed by modality, {form}, not a "
                 f"{type(x).__name__} of {len(x)} items."
             )
-        if isinstance(x, keras.utils.PyDataset) or inspect.isgenerator(x):
-            raise ValueError(
-                f"{name} does not take a {type(x).__name__}; pass a dict "
-                f"{form} of arrays, or a batched `tf.data.Dataset` of such "
-                "dicts (e.g. `tf.data.Dataset.from_generator(..., "
-                "output_signature=...)`)."
-            )
         if x is None or not _is_tf_dataset(x):
             raise ValueError(
                 f"{name} takes a dict {form} of arrays, a pandas DataFrame "
-                f"with those columns, or a batched `tf.data.Dataset`. "
-                f"Received: {type(x).__name__}"
+                "with those columns, a batched `tf.data.Dataset`, a "
+                "`keras.utils.PyDataset`, a generator or a torch "
+                "`DataLoader` of such dicts (batches). Received: "
+                f"{type(x).__name__}"
             )
 
     def _check_dataset(self, dataset):
@@ -290,6 +291,27 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         self._refuse(x)
         self._check_dataset(x)
         return x
+
+    def _preprocess_python_batches(self, x, sample_rate):
+        """`x` (a `PyDataset`, generator or torch `DataLoader`) with every
+        batch checked and preprocessed eagerly as it arrives."""
+
+        def preprocess(x, y, sample_weight):
+            if not (isinstance(x, dict) or _is_pandas(x)):
+                self._refuse(x)  # a batch must be a dict
+            x = self._prepare_x(x, sample_rate)
+            self._check_split(x, y, sample_weight)
+            if self.preprocessor is not None:
+                x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
+                    self.preprocess_samples(x, y, sample_weight)
+                )
+            # One structure for every batch (Keras' generator adapters need
+            # it): missing modalities get placeholders and a 0 in
+            # 'modality_mask'.
+            x = self.backbone.standardize_inputs(x)
+            return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+
+        return preprocessed_batches(x, preprocess)
 
     def preprocess_samples(self, x, y=None, sample_weight=None):
         rate = getattr(self, "_dataset_sample_rate", None)
@@ -349,6 +371,29 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         `shuffle` defaults to `True` for arrays (shuffled each epoch) and is
         left to the dataset for a `tf.data.Dataset`.
         """
+        if is_python_batches(x):
+            refuse_arguments_beside(y, sample_weight, batch_size)
+            if validation_split:
+                raise ValueError(
+                    "`validation_split` needs arrays; with a PyDataset, "
+                    "generator or DataLoader pass `validation_data`."
+                )
+            return keras.Model.fit(
+                self,
+                x=self._preprocess_python_batches(x, sample_rate),
+                validation_data=validation_batches(
+                    validation_data,
+                    lambda v: self._preprocess_python_batches(v, sample_rate),
+                ),
+                # Only a PyDataset can be shuffled (by batch); a
+                # generator or a DataLoader shuffles itself.
+                shuffle=(
+                    isinstance(x, keras.utils.PyDataset)
+                    if shuffle is None
+                    else shuffle
+                ),
+                **kwargs,
+            )
         rate = self._pipeline_rate(x, sample_rate)
         x = self._prepare_x(x, sample_rate)
         self._check_split(x, y, sample_weight)
@@ -388,6 +433,12 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         if kwargs.get("_use_cached_eval_dataset"):
             # `fit`'s validation pass, on its already prepared dataset.
             return super().evaluate(x=x, y=y, **kwargs)
+        if is_python_batches(x):
+            refuse_arguments_beside(
+                y, kwargs.get("sample_weight"), kwargs.get("batch_size")
+            )
+            x = self._preprocess_python_batches(x, sample_rate)
+            return keras.Model.evaluate(self, x=x, **kwargs)
         rate = self._pipeline_rate(x, sample_rate)
         x = self._prepare_x(x, sample_rate)
         self._check_split(x, y, kwargs.get("sample_weight"))
@@ -395,6 +446,10 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
             return super().evaluate(x=x, y=y, **kwargs)
 
     def predict(self, x=None, sample_rate=None, **kwargs):
+        if is_python_batches(x):
+            refuse_arguments_beside(batch_size=kwargs.get("batch_size"))
+            x = self._preprocess_python_batches(x, sample_rate)
+            return keras.Model.predict(self, x=x, **kwargs)
         rate = self._pipeline_rate(x, sample_rate)
         x = self._prepare_x(x, sample_rate)
         with self._sample_rate_scope(rate):

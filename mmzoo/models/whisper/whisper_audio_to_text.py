@@ -21,6 +21,10 @@ from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
 from mmzoo.presets import check_preset
 from mmzoo.presets import presets_holding
 from mmzoo.utils import preset_weights
+from mmzoo.utils.python_batches import is_python_batches
+from mmzoo.utils.python_batches import preprocessed_batches
+from mmzoo.utils.python_batches import refuse_arguments_beside
+from mmzoo.utils.python_batches import validation_batches
 
 # A logit no token can be chosen at (finite: `-inf` would give NaNs where
 # a whole row is forced).
@@ -203,17 +207,49 @@ class WhisperAudioToText(
         ):
             self.preprocessor.check_training_audio(audio)
 
+    def _python_batches(self, x):
+        """`x` (a `PyDataset`, generator or torch `DataLoader` of
+        `(audio, transcripts)` batches) checked and preprocessed batch by
+        batch."""
+
+        def preprocess(audio, y, sample_weight):
+            self._check_training_audio(audio)
+            if self.preprocessor is None:
+                return keras.utils.pack_x_y_sample_weight(
+                    audio, y, sample_weight
+                )
+            return self.preprocess_samples(audio, y, sample_weight)
+
+        return preprocessed_batches(x, preprocess)
+
     def fit(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.fit` on (audio, transcript) pairs.
+        """`keras.Model.fit` on (audio, transcript) pairs: arrays, a
+        `tf.data.Dataset`, or a `keras.utils.PyDataset`, generator or torch
+        `DataLoader` of `(audio, transcripts)` batches.
 
         Clips longer than one window (30 s) are refused: a transcript
         cannot be split across windows.
         """
+        if is_python_batches(x) and not args:
+            refuse_arguments_beside(
+                y, kwargs.get("sample_weight"), kwargs.get("batch_size")
+            )
+            kwargs["validation_data"] = validation_batches(
+                kwargs.get("validation_data"), self._python_batches
+            )
+            kwargs.setdefault("shuffle", isinstance(x, keras.utils.PyDataset))
+            return keras.Model.fit(self, x=self._python_batches(x), **kwargs)
         self._check_training_audio(x)
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`; clips of at most one window, as `fit`."""
+        if is_python_batches(x) and not args:
+            refuse_arguments_beside(
+                y, kwargs.get("sample_weight"), kwargs.get("batch_size")
+            )
+            x = self._python_batches(x)
+            return keras.Model.evaluate(self, x=x, **kwargs)
         self._check_training_audio(x)
         return super().evaluate(x, y, *args, **kwargs)
 

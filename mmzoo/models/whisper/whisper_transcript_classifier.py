@@ -24,6 +24,10 @@ from mmzoo.presets import check_preset
 from mmzoo.presets import loadable_presets
 from mmzoo.presets import presets_holding
 from mmzoo.utils import preset_weights
+from mmzoo.utils.python_batches import is_python_batches
+from mmzoo.utils.python_batches import preprocessed_batches
+from mmzoo.utils.python_batches import refuse_arguments_beside
+from mmzoo.utils.python_batches import validation_batches
 from mmzoo.utils.resampling import check_rate
 
 # Token-level spellings tried for each transcript: as given, capitalised,
@@ -337,10 +341,10 @@ class WhisperTranscriptClassifier(
         if _is_iterator(x):
             raise ValueError(
                 f"`WhisperTranscriptClassifier.{method}` takes waveforms (an "
-                "array, a list of clips, a tf.RaggedTensor) or a "
-                f"tf.data.Dataset. Received a {type(x).__name__}; wrap it, "
-                "e.g. `tf.data.Dataset.from_generator(...)`, or collect "
-                "the clips into a list."
+                "array, a list of clips, a tf.RaggedTensor), a "
+                "tf.data.Dataset, a PyDataset, a generator or a torch "
+                f"DataLoader. Received a {type(x).__name__}; collect the "
+                "clips into a list or wrap it in a generator function."
             )
         if self.preprocessor is None:
             if sample_rate is not None:
@@ -431,9 +435,38 @@ class WhisperTranscriptClassifier(
         x, y = self._prepare(x, y, sample_rate, "fit")
         return (x, y, *rest)
 
+    def _python_batches(self, x, sample_rate, method):
+        """`x` (a `PyDataset`, generator or torch `DataLoader` of audio or
+        `(audio, labels[, sample_weight])` batches) checked, resampled and
+        preprocessed batch by batch, as arrays are."""
+
+        def preprocess(audio, y, sample_weight):
+            audio, y = self._prepare(audio, y, sample_rate, method)
+            if self.preprocessor is None:
+                return keras.utils.pack_x_y_sample_weight(
+                    audio, y, sample_weight
+                )
+            return self.preprocess_samples(audio, y, sample_weight)
+
+        return preprocessed_batches(x, preprocess)
+
     def fit(self, x=None, y=None, *, sample_rate=None, **kwargs):
         """`keras.Model.fit` on raw audio; `sample_rate` declares its rate
-        (resampled to 16 kHz; `None`: 16 kHz). `y`: class ids, checked."""
+        (resampled to 16 kHz; `None`: 16 kHz). `y`: class ids, checked.
+
+        `x` may also be a `keras.utils.PyDataset`, a generator or a torch
+        `DataLoader` of `(audio, labels)` batches."""
+        if is_python_batches(x):
+            refuse_arguments_beside(
+                y, kwargs.get("sample_weight"), kwargs.get("batch_size")
+            )
+            kwargs["validation_data"] = validation_batches(
+                kwargs.get("validation_data"),
+                lambda v: self._python_batches(v, sample_rate, "fit"),
+            )
+            kwargs.setdefault("shuffle", isinstance(x, keras.utils.PyDataset))
+            x = self._python_batches(x, sample_rate, "fit")
+            return keras.Model.fit(self, x=x, **kwargs)
         x, y = self._prepare(x, y, sample_rate, "fit")
         if "validation_data" in kwargs:
             kwargs["validation_data"] = self._prepare_validation(
@@ -443,12 +476,22 @@ class WhisperTranscriptClassifier(
 
     def evaluate(self, x=None, y=None, *, sample_rate=None, **kwargs):
         """`keras.Model.evaluate` on raw audio; `sample_rate` as in `fit`."""
+        if is_python_batches(x):
+            refuse_arguments_beside(
+                y, kwargs.get("sample_weight"), kwargs.get("batch_size")
+            )
+            x = self._python_batches(x, sample_rate, "evaluate")
+            return keras.Model.evaluate(self, x=x, **kwargs)
         x, y = self._prepare(x, y, sample_rate, "evaluate")
         return super().evaluate(x=x, y=y, **kwargs)
 
     def predict(self, x=None, *, sample_rate=None, **kwargs):
         """`keras.Model.predict` on raw audio: one clip `(samples,)` gives
         `(1, num_classes)`; `sample_rate` as in `fit`."""
+        if is_python_batches(x):
+            refuse_arguments_beside(batch_size=kwargs.get("batch_size"))
+            x = self._python_batches(x, sample_rate, "predict")
+            return keras.Model.predict(self, x=x, **kwargs)
         x, _ = self._prepare(x, None, sample_rate, "predict")
         return super().predict(x=x, **kwargs)
 
