@@ -153,6 +153,10 @@ def test_preprocessed_batches_with_preprocessor_none(data):
     )
 
 
+# The Python-batch path is the classifier's (tested on every backend above);
+# what is new below is the task's own checks: one backend, torch (fastest
+# with these tiny models).
+@pytest.mark.one_backend("torch")
 def test_multi_task_py_dataset_with_dict_targets(data):
     x, y = data
     model = tiny_multi_task()
@@ -198,6 +202,7 @@ def whisper_classifier():
     return model
 
 
+@pytest.mark.one_backend("torch")
 def test_whisper_classifier_py_dataset_and_generator_at_8khz(
     whisper_classifier,
 ):
@@ -240,6 +245,7 @@ def test_whisper_classifier_py_dataset_and_generator_at_8khz(
 # --- WhisperAudioToText: batches of (audio, transcripts) ---------------------
 
 
+@pytest.mark.one_backend("torch")
 def test_whisper_audio_to_text_fits_on_a_generator():
     from test_whisper_audio_to_text import tiny_task
     from test_whisper_audio_to_text import waveforms
