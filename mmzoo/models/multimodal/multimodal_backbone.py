@@ -277,8 +277,10 @@ class MultimodalBackbone(Backbone):
                         f"input of shape {tuple(spec.shape)}. Received shape "
                         f"{tuple(tensor.shape)}."
                     )
-                if tensor.shape[0] is not None:
-                    batch_sizes[label] = int(tensor.shape[0])
+                # Known sizes only: not `None`, nor a symbolic dimension
+                # (JAX's shape polymorphism, e.g. in `export`).
+                if isinstance(tensor.shape[0], int):
+                    batch_sizes[label] = tensor.shape[0]
             standardized[name] = value
         if len(set(batch_sizes.values())) > 1:
             raise ValueError(
@@ -296,7 +298,7 @@ class MultimodalBackbone(Backbone):
             mask = _to_tensor(mask)
             check_mask_shape(mask.shape, self.modalities)
             shape = tuple(mask.shape)
-            if shape[0] is not None and batch_sizes:
+            if isinstance(shape[0], int) and batch_sizes:
                 if shape[0] != next(iter(batch_sizes.values())):
                     raise ValueError(
                         f"'{MODALITY_MASK}' has batch size {shape[0]} but the "

@@ -455,6 +455,63 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         with self._sample_rate_scope(rate):
             return super().predict(x=x, **kwargs)
 
+    def export(
+        self,
+        filepath,
+        format="tf_saved_model",
+        verbose=None,
+        input_signature=None,
+        **kwargs,
+    ):
+        """Export for serving; a SavedModel serves raw inputs.
+
+        With `format="tf_saved_model"` (the default) and a preprocessor, the
+        SavedModel holds the preprocessor in front of the model and serves
+        what `predict` takes: `serve` takes a dict of every modality (text
+        `(batch,)` strings, images `(batch, height, width, channels)` uint8
+        of any size, waveforms `(batch, samples)` float32 at the
+        preprocessor's sample rate) and returns the outputs; `serve_image`,
+        `serve_audio`, `serve_text_image`, ... take a subset, the missing
+        modalities masked as in `predict`. `image_dtype="float32"` serves
+        float images instead (in the preprocessor's `image_value_range`).
+        Works from the TensorFlow and JAX backends (PyTorch needs
+        `torch_xla` for a SavedModel).
+
+        Other formats, a given `input_signature` or no preprocessor:
+        `keras.Model.export` (a model of preprocessed features).
+
+        Example:
+
+        ```python
+        classifier = mmzoo.load("av_digits_attention")
+        classifier.export("av_digits_serving")
+        served = tf.saved_model.load("av_digits_serving")
+        probabilities = served.serve({"image": images, "audio": waveforms})
+        image_only = served.serve_image({"image": images})
+        ```
+        """
+        if (
+            format == "tf_saved_model"
+            and input_signature is None
+            and self.preprocessor is not None
+        ):
+            from mmzoo.utils import serving
+
+            serving.export_raw_saved_model(
+                self,
+                filepath,
+                serving.multimodal_endpoints(self, **kwargs),
+                verbose=True if verbose is None else verbose,
+            )
+            return
+        return super().export(
+            filepath,
+            format=format,
+            verbose=verbose,
+            input_signature=input_signature,
+            **kwargs,
+        )
+
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
         """Instantiate the task from a preset.

@@ -495,6 +495,65 @@ class WhisperTranscriptClassifier(
         x, _ = self._prepare(x, None, sample_rate, "predict")
         return super().predict(x=x, **kwargs)
 
+    def export(
+        self,
+        filepath,
+        format="tf_saved_model",
+        verbose=None,
+        input_signature=None,
+        **kwargs,
+    ):
+        """Export for serving; a SavedModel serves raw waveforms.
+
+        With `format="tf_saved_model"` (the default) and a preprocessor, the
+        SavedModel holds the preprocessor in front of the model: `serve`
+        takes waveforms `(batch, samples)` float32 at 16 kHz (any length:
+        padded or trimmed to the window, as in `predict`) and returns what
+        `predict` returns. Works from the TensorFlow and JAX backends
+        (PyTorch needs `torch_xla` for a SavedModel). Other formats, a given
+        `input_signature` or no preprocessor: `keras.Model.export` (a model
+        of log-mel features).
+
+        Example:
+
+        ```python
+        classifier = mmzoo.load("whisper_spoken_digits")
+        classifier.export("spoken_digits_serving")
+        served = tf.saved_model.load("spoken_digits_serving")
+        probabilities = served.serve(waveforms_16khz)
+        ```
+        """
+        if (
+            format == "tf_saved_model"
+            and input_signature is None
+            and self.preprocessor is not None
+        ):
+            import tensorflow as tf
+
+            from mmzoo.utils import serving
+
+            converter = self.preprocessor.audio_converter
+            raw = tf.TensorSpec((None, None), tf.float32, name="audio")
+            features = tf.TensorSpec(
+                (None,) + tuple(converter.audio_shape()),
+                tf.float32,
+                name="features",
+            )
+            serving.export_raw_saved_model(
+                self,
+                filepath,
+                {"serve": (raw, features)},
+                verbose=True if verbose is None else verbose,
+            )
+            return
+        return super().export(
+            filepath,
+            format=format,
+            verbose=verbose,
+            input_signature=input_signature,
+            **kwargs,
+        )
+
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
         """Instantiate from a preset, e.g. `"whisper_spoken_digits"`."""

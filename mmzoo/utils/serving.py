@@ -1,0 +1,145 @@
+"""Export of a task as a TensorFlow SavedModel that serves raw inputs.
+
+The exported model holds the task's preprocessor (TensorFlow ops, as it runs
+inside `tf.data`) in front of the model: it serves strings, uint8 or float
+images and float waveforms, not features. A multimodal task gets one
+serving function per non-empty subset of its modalities (`serve` takes all
+of them, e.g. `serve_image` only the image), so a missing modality is
+served as `predict` serves it: placeholders and a 0 in the modality mask.
+"""
+
+import itertools
+
+import keras
+
+def endpoint_name(subset, modalities):
+    """`serve` for all the modalities, else `serve_<m1>_<m2>...`."""
+    if list(subset) == list(modalities):
+        return "serve"
+    return "serve_" + "_".join(subset)
+
+
+def raw_input_specs(task, image_dtype="uint8"):
+    """`tf.TensorSpec`s of the raw inputs: text `(batch,)` strings, images
+    `(batch, height, width, channels)` of any size (resized by the
+    preprocessor), waveforms `(batch, samples)` of any length at the
+    preprocessor's sample rate."""
+    import tensorflow as tf
+
+    preprocessor = task.preprocessor
+    specs = {}
+    for name in preprocessor.modalities:
+        if name == "text":
+            specs[name] = tf.TensorSpec((None,), tf.string, name=name)
+        elif name == "image":
+            channels = task.backbone.input["image"].shape[-1]
+            specs[name] = tf.TensorSpec(
+                (None, None, None, channels), image_dtype, name=name
+            )
+        elif name == "audio":
+            specs[name] = tf.TensorSpec((None, None), tf.float32, name=name)
+        else:
+            raise ValueError(f"No raw input spec for modality '{name}'.")
+    return specs
+
+
+def _feature_specs(task, subset):
+    """The preprocessor's output for `subset`: the backbone's inputs of
+    those modalities, and the modality mask."""
+    import tensorflow as tf
+
+    def spec(tensor, name):
+        return tf.TensorSpec(tensor.shape, tensor.dtype, name=name)
+
+    inputs = task.backbone.input
+    specs = {}
+    for name in list(subset) + ["modality_mask"]:
+        value = inputs[name]
+        if isinstance(value, dict):
+            specs[name] = {k: spec(v, f"{name}_{k}") for k, v in value.items()}
+        else:
+            specs[name] = spec(value, name)
+    converter = getattr(task.preprocessor, "audio_converter", None)
+    samples = getattr(converter, "num_samples", None)
+    if "audio" in specs and samples:
+        # The preprocessor pads or trims every clip to this length: a fixed
+        # length also lets JAX export the spectrogram (its reflect padding
+        # needs a known length).
+        specs["audio"] = tf.TensorSpec((None, samples), tf.float32, "audio")
+    return specs
+
+
+def multimodal_endpoints(task, image_dtype="uint8"):
+    """A `MultimodalTask`'s serving functions: `{name: (raw input specs,
+    feature specs)}`, one per non-empty subset of its modalities."""
+    modalities = list(task.preprocessor.modalities)
+    raw = raw_input_specs(task, image_dtype)
+    endpoints = {}
+    for size in range(len(modalities), 0, -1):
+        for subset in itertools.combinations(modalities, size):
+            endpoints[endpoint_name(subset, modalities)] = (
+                {m: raw[m] for m in subset},
+                _feature_specs(task, subset),
+            )
+    return endpoints
+
+
+def export_raw_saved_model(task, filepath, endpoints, verbose=True):
+    """Writes `task`, its preprocessor in front, as a SavedModel.
+
+    Args:
+        task: a task with a preprocessor that runs in TensorFlow graphs (as
+            it does inside `tf.data`).
+        filepath: the SavedModel folder.
+        endpoints: `{name: (raw_spec, feature_spec)}`: each serving function
+            takes one argument of structure `raw_spec` (`tf.TensorSpec`s),
+            preprocesses it into `feature_spec` and returns the task's
+            outputs. The model of features is kept as `<name>_features`.
+        verbose: print the serving functions.
+    """
+    import tensorflow as tf
+
+    if keras.backend.backend() == "torch":
+        raise ValueError(
+            "A SavedModel of raw inputs is exported from the TensorFlow or "
+            "JAX backend: Keras writes PyTorch models as SavedModels only "
+            "through `torch_xla`, without TensorFlow preprocessing in front. "
+            "Save a preset (`save_to_preset`), load it with "
+            "KERAS_BACKEND=tensorflow or jax and export there."
+        )
+    if task.preprocessor is None:
+        raise ValueError(
+            "Exporting raw inputs needs the task's preprocessor; this task "
+            "has none. Use `keras.Model.export` for a model of features."
+        )
+    archive = keras.export.ExportArchive()
+    # Tracked once: JAX's archive lists the variables of each tracking.
+    archive.track(task)
+    for name, (raw, features) in endpoints.items():
+        model_fn = archive.add_endpoint(
+            f"{name}_features", _inference(task), input_signature=[features]
+        )
+        archive.add_endpoint(
+            name,
+            tf.function(
+                _serving_function(task.preprocessor, model_fn),
+                input_signature=[raw],
+            ),
+        )
+    # Its TensorFlow resources (e.g. a tokenizer's vocabulary table).
+    archive.track(task.preprocessor)
+    archive.write_out(filepath, verbose=verbose)
+
+
+def _inference(task):
+    def call(features):
+        return task(features, training=False)
+
+    return call
+
+
+def _serving_function(preprocessor, model_fn):
+    def serve(inputs):
+        return model_fn(preprocessor(inputs))
+
+    return serve
