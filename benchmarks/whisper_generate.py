@@ -59,16 +59,7 @@ class Mmzoo:
     name = "mmzoo"
 
     def __init__(self):
-        from mmzoo.models.whisper.whisper_audio_to_text_preprocessor import (
-            PROMPT_LENGTH,
-        )
-
         self.model = mmzoo.models.WhisperAudioToText.from_preset(PRESET)
-        self.preprocessor = self.model.preprocessor
-        self.length = (
-            PROMPT_LENGTH + self.model.backbone.max_decoder_sequence_length // 2
-        )
-        self.end = int(self.preprocessor.tokenizer.eos_token_id)
 
     def set_beams(self, beams):
         sampler = "greedy"
@@ -77,16 +68,9 @@ class Mmzoo:
 
             sampler = keras_hub.samplers.BeamSampler(num_beams=beams)
         self.model.compile(sampler=sampler)
-        self.generate = self.model.make_generate_function()
 
     def __call__(self, audio):
-        x = self.preprocessor.generate_preprocess(
-            audio, sequence_length=self.length, language="en"
-        )
-        out = self.generate(x, stop_token_ids=(self.end,))
-        return self.preprocessor.text_token_ids(
-            out["decoder_token_ids"], out["decoder_padding_mask"]
-        )
+        return self.model.generate_windows(list(audio), language="en")
 
 
 class CTranslate2:

@@ -226,7 +226,42 @@ def test_generate_eagerly_equals_compiled_and_follows_the_rules(shared_task):
     np.testing.assert_array_equal(a[:, 1], best)
     texts = compiled.generate(audio, max_length=MAX_LENGTH)
     assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
+    # `generate_windows`, the step `generate` decodes with: token ids.
+    ids = compiled.generate_windows(list(audio), max_length=MAX_LENGTH)
+    assert all(isinstance(i, int) for row in ids for i in row)
+    assert compiled.preprocessor.detokenize_text(ids) == texts
     assert isinstance(compiled.generate(audio[0], max_length=MAX_LENGTH), str)
+
+
+def test_evaluation_divergence_reads_the_logits_greedy_chose_by(
+    shared_task,
+):
+    """The recipe's explanation of a differing clip teacher-forces the
+    shared tokens: at the step greedy decoding took, its token has the
+    largest logit of every allowed token."""
+    from mmzoo.recipes.whisper_speech_to_text_evaluation import divergence
+
+    clip = clips()[0]
+    ours = shared_task.generate_windows(
+        [clip], language="en", max_length=MAX_LENGTH
+    )[0]
+    assert len(ours) >= 2, ours
+    suppressed = set(np.flatnonzero(shared_task._rules["suppress"]))
+    others = [
+        t for t in range(30) if t != ours[1] and t not in suppressed
+    ]
+    assert len(others) > 10
+    for other in others:
+        theirs = [ours[0], other] + ours[2:]
+        found = divergence(shared_task, clip, "en", "transcribe", ours, theirs)
+        assert found["step"] == 1
+        assert found["gap"] >= 0, (other, found)
+    # One output a prefix of the other: they part at the end token.
+    found = divergence(
+        shared_task, clip, "en", "transcribe", ours, ours + [others[0]]
+    )
+    assert found["step"] == len(ours)
+    assert found["mmzoo_token"] == "<|endoftext|>"
 
 
 def test_a_clip_decodes_the_same_alone_and_in_a_batch(shared_task):
@@ -503,16 +538,9 @@ def test_real_english_speech_token_identical_to_faster_whisper():
     task = mmzoo.load("whisper_base_speech_to_text")
     assert type(task) is WhisperAudioToText
     preprocessor = task.preprocessor
-    x = preprocessor.generate_preprocess(
-        audio, sequence_length=228, language="en"
-    )
-    task.preprocessor = None
-    out = task.generate(x)
-    task.preprocessor = preprocessor
-    ours = preprocessor.text_token_ids(
-        out["decoder_token_ids"], out["decoder_padding_mask"]
-    )
-    texts = preprocessor.generate_postprocess(out)
+    # The step `generate` decodes windows with, and the evaluation recipe's.
+    ours = task.generate_windows(audio, language="en")
+    texts = preprocessor.detokenize_text(ours)
     with ctranslate2_model_dir() as directory:
         model = faster_whisper.WhisperModel(
             directory, device="cpu", compute_type="float32"

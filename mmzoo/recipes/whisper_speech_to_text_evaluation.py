@@ -55,6 +55,11 @@ identical to faster-whisper's, corpus WER (transcription) or BLEU and chrF
 (translation) of both after `mmzoo.metrics.normalize_text`, every clip that
 differs, and Markdown table rows for the README: one per backend with saved
 outputs in the folder, and faster-whisper's.
+
+`--explain` (after a backend's run, on that backend) says where each
+differing clip parts from faster-whisper's tokens: mmzoo's decoder,
+teacher-forced on the tokens both share, and its logits for the two
+tokens at the first that differs (saved in `explanations_<backend>.json`).
 """
 
 import argparse
@@ -174,15 +179,9 @@ def mmzoo_outputs(
     """
     import keras
 
-    from mmzoo.models.whisper.whisper_audio_to_text_preprocessor import (
-        PROMPT_LENGTH,
-    )
+    from mmzoo.models.whisper.whisper_audio_to_text import join_window_texts
 
     preprocessor = model.preprocessor
-    generate = model.make_generate_function()
-    end = int(preprocessor.tokenizer.eos_token_id)
-    # As `generate`: at most half the decoder's positions are generated.
-    length = PROMPT_LENGTH + model.backbone.max_decoder_sequence_length // 2
     windows = []
     for clip in clips:
         pieces = preprocessor.audio_windows([clip["audio"]])[0]
@@ -193,24 +192,17 @@ def mmzoo_outputs(
     parts, outputs = {}, {}
     for start in range(0, len(windows), batch_size):
         batch = windows[start : start + batch_size]
-        x = preprocessor.generate_preprocess(
-            [window[3] for window in batch],
-            sequence_length=length,
-            language=language,
-            task=task,
+        token_ids = model.generate_windows(
+            [window[3] for window in batch], language=language, task=task
         )
-        out = generate(x, stop_token_ids=(end,))
-        token_ids = preprocessor.text_token_ids(
-            out["decoder_token_ids"], out["decoder_padding_mask"]
-        )
-        texts = preprocessor.generate_postprocess(out)
+        texts = preprocessor.detokenize_text(token_ids)
         for (name, index, count, _), text, ids in zip(batch, texts, token_ids):
             parts.setdefault(name, {})[index] = (text, ids)
             if len(parts[name]) == count:
                 by_index = parts.pop(name)
                 done = [by_index[i] for i in range(count)]
                 outputs[name] = {
-                    "text": " ".join(t for t, _ in done if t).strip(),
+                    "text": join_window_texts(t for t, _ in done),
                     "token_ids": [i for _, ids in done for i in ids],
                     "windows": count,
                 }
@@ -218,6 +210,126 @@ def mmzoo_outputs(
         if checkpoint is not None:
             checkpoint(outputs)
     return outputs
+
+
+def divergence(model, audio, language, task, ours, theirs):
+    """Where mmzoo's greedy tokens part from faster-whisper's, and why.
+
+    Teacher-forces mmzoo's decoder on the prompt and the tokens both systems
+    share, and reads its logits for the two tokens at the first step that
+    differs (the end token where one output is a prefix of the other). A
+    gap near 0 is a near-tie that float rounding decides, not a different
+    rule or model.
+
+    Args:
+        model: a `WhisperAudioToText`.
+        audio: the clip, one window (at most 30 s) at 16 kHz.
+        language, task: the prompt's.
+        ours, theirs: mmzoo's and faster-whisper's text token ids.
+
+    Returns:
+        `{"step", "mmzoo_token", "faster_whisper_token", "mmzoo_logit",
+        "faster_whisper_logit", "gap", "top_gap"}`: the step (0 = first text
+        token), both tokens as text, mmzoo's logits for both, their
+        difference, and mmzoo's margin between its two best tokens there.
+    """
+    import numpy as np
+    from keras import ops
+
+    from mmzoo.models.whisper.whisper_audio_to_text_preprocessor import (
+        PROMPT_LENGTH,
+    )
+
+    preprocessor = model.preprocessor
+    tokenizer = preprocessor.tokenizer
+    end = int(tokenizer.eos_token_id)
+    step = next(
+        (i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b),
+        min(len(ours), len(theirs)),
+    )
+    mine = int(ours[step]) if step < len(ours) else end
+    other = int(theirs[step]) if step < len(theirs) else end
+    # One position past the shared tokens (unread: attention is causal).
+    x = preprocessor.generate_preprocess(
+        [audio],
+        sequence_length=PROMPT_LENGTH + step + 1,
+        language=language,
+        task=task,
+    )
+    x["decoder_token_ids"][0, PROMPT_LENGTH : PROMPT_LENGTH + step] = ours[
+        :step
+    ]
+    x["decoder_padding_mask"][0, :] = True
+    logits = ops.convert_to_numpy(model(x))[0, PROMPT_LENGTH + step - 1]
+    logits = logits.astype("float64")
+    top = np.sort(logits)[-2:]
+
+    def text(token):
+        if token == end:
+            return "<|endoftext|>"
+        return str(tokenizer.detokenize([token]))
+
+    return {
+        "step": step,
+        "mmzoo_token": text(mine),
+        REFERENCE + "_token": text(other),
+        "mmzoo_logit": float(logits[mine]),
+        REFERENCE + "_logit": float(logits[other]),
+        "gap": float(logits[mine] - logits[other]),
+        "top_gap": float(top[1] - top[0]),
+    }
+
+
+def explain(output, chosen, clips_by_direction):
+    """Explains every clip where the current backend's outputs differ from
+    faster-whisper's (`divergence`; a clip of several windows is put down
+    to its features, computed per window here and over the whole recording
+    by faster-whisper). Prints one line per clip; saves
+    `explanations_<backend>.json`."""
+    import keras
+
+    backend = keras.config.backend()
+    saved = read_outputs(outputs_path(output, backend))["directions"]
+    reference = read_outputs(outputs_path(output, REFERENCE))["directions"]
+    model, _ = build_model()
+    explanations = {}
+    for direction in chosen:
+        if direction not in saved or direction not in reference:
+            continue
+        language, task, _ = direction_task(direction)
+        rows = compare(
+            saved[direction]["clips"], reference[direction]["clips"]
+        )
+        audio = {c["name"]: c["audio"] for c in clips_by_direction[direction]}
+        found = {}
+        for row in rows:
+            if row["token_identical"]:
+                continue
+            name = row["name"]
+            if len(audio[name]) > WINDOW_SAMPLES:
+                found[name] = {"reason": "several windows"}
+                line = "several windows: features per window"
+            else:
+                found[name] = divergence(
+                    model,
+                    audio[name],
+                    language,
+                    task,
+                    row["mmzoo"]["token_ids"],
+                    row[REFERENCE]["token_ids"],
+                )
+                d = found[name]
+                line = (
+                    f"step {d['step']}: mmzoo {d['mmzoo_token']!r} "
+                    f"({d['mmzoo_logit']:.3f}), faster-whisper "
+                    f"{d[REFERENCE + '_token']!r} "
+                    f"({d[REFERENCE + '_logit']:.3f}): gap {d['gap']:.4f}"
+                )
+            print(f"{label(direction)} {name}: {line}")
+        explanations[direction] = found
+    write_json(
+        os.path.join(output, f"explanations_{backend}.json"), explanations
+    )
 
 
 def faster_whisper_model(directory, cpu_threads=0):
@@ -717,6 +829,15 @@ def main(argv=None):
         default=0,
         help="faster-whisper's threads (0: CTranslate2's default)",
     )
+    mode.add_argument(
+        "--explain",
+        action="store_true",
+        help=(
+            "explain each clip whose saved outputs on the current backend "
+            "differ from faster-whisper's (mmzoo's logits for both tokens "
+            "where they part)"
+        ),
+    )
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
@@ -732,6 +853,9 @@ def main(argv=None):
                 f"{label(direction)}: longer than 30 s, decoded in windows: "
                 f"{', '.join(long)}"
             )
+    if args.explain:
+        explain(output, chosen, clips_by_direction)
+        return
     if args.reference:
         run_reference(clips_by_direction, output, args.cpu_threads)
     elif not args.backend_run:

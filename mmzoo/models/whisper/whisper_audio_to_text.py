@@ -584,26 +584,13 @@ class WhisperAudioToText(
             padding mask.
         """
         check_task(task)
-        rules = self._require_rules()
-        limit = self.backbone.max_decoder_sequence_length
-        max_length = limit if max_length is None else max_length
-        if not PROMPT_LENGTH < max_length <= limit:
-            raise ValueError(
-                f"`max_length` must be in ({PROMPT_LENGTH}, {limit}] (the "
-                f"decoder's positions). Received: {max_length}"
-            )
-        length = min(max_length, PROMPT_LENGTH + max_length // 2)
-        if stop_token_ids == "auto":
-            stop_token_ids = (rules["end_token_id"],)
-        elif stop_token_ids is not None:
-            stop_token_ids = tuple(int(i) for i in stop_token_ids)
-        generate_function = self.make_generate_function()
-
-        def run(x):
-            return generate_function(x, stop_token_ids=stop_token_ids)
+        self._require_rules()
+        length = self._decode_length(max_length)
+        stop_token_ids = self._stop_token_ids(stop_token_ids)
 
         if self.preprocessor is None:
-            return run(inputs)
+            generate_function = self.make_generate_function()
+            return generate_function(inputs, stop_token_ids=stop_token_ids)
 
         preprocessor = self.preprocessor
 
@@ -612,21 +599,24 @@ class WhisperAudioToText(
             languages = self._window_languages(clips, language)
             windows = [window for clip in clips for window in clip]
             size = max(WINDOW_BATCH, len(clips))
-            texts = []
+            token_ids = []
             for start in range(0, len(windows), size):
-                x = preprocessor.generate_preprocess(
-                    windows[start : start + size],
-                    sequence_length=length,
-                    language=languages[start : start + size],
-                    task=task,
+                token_ids.extend(
+                    self._decode_windows(
+                        windows[start : start + size],
+                        languages[start : start + size],
+                        task,
+                        length,
+                        stop_token_ids,
+                    )
                 )
-                texts.extend(preprocessor.generate_postprocess(run(x)))
+            texts = preprocessor.detokenize_text(token_ids)
             # Regrouped per clip; a window without text adds no space.
             joined, start = [], 0
             for clip in clips:
-                parts = texts[start : start + len(clip)]
-                joined.append(" ".join(t for t in parts if t).strip())
-                start += len(clip)
+                end = start + len(clip)
+                joined.append(join_window_texts(texts[start:end]))
+                start = end
             return joined
 
         tf = _tf_module()
@@ -639,6 +629,73 @@ class WhisperAudioToText(
         if not isinstance(inputs, (list, tuple)) and np.ndim(inputs) == 1:
             return texts[0]
         return texts
+
+    def generate_windows(
+        self,
+        windows,
+        language=None,
+        task="transcribe",
+        max_length=None,
+        stop_token_ids="auto",
+    ):
+        """Decodes audio windows in one batch: `generate`'s inner step.
+
+        Args:
+            windows: a list of waveforms at 16 kHz, each at most one
+                window (30 s; `preprocessor.audio_windows` cuts longer
+                clips).
+            language: `None` (detected), a language code, or one per
+                window.
+            task, max_length, stop_token_ids: as in `generate`.
+
+        Returns:
+            The text token ids of each window: lists of ints, without the
+            prompt, special, language, timestamp or end tokens
+            (`preprocessor.detokenize_text` turns them into text).
+        """
+        check_task(task)
+        if self.preprocessor is None:
+            raise ValueError(
+                "`generate_windows` needs the task's preprocessor (it makes "
+                "the features and the prompt)."
+            )
+        return self._decode_windows(
+            list(windows),
+            language,
+            task,
+            self._decode_length(max_length),
+            self._stop_token_ids(stop_token_ids),
+        )
+
+    def _decode_length(self, max_length):
+        """Decoder positions of a `generate` call: the prompt and at most
+        `max_length // 2` generated tokens."""
+        limit = self.backbone.max_decoder_sequence_length
+        max_length = limit if max_length is None else max_length
+        if not PROMPT_LENGTH < max_length <= limit:
+            raise ValueError(
+                f"`max_length` must be in ({PROMPT_LENGTH}, {limit}] (the "
+                f"decoder's positions). Received: {max_length}"
+            )
+        return min(max_length, PROMPT_LENGTH + max_length // 2)
+
+    def _stop_token_ids(self, stop_token_ids):
+        if stop_token_ids == "auto":
+            return (self._require_rules()["end_token_id"],)
+        if stop_token_ids is None:
+            return None
+        return tuple(int(i) for i in stop_token_ids)
+
+    def _decode_windows(self, windows, language, task, length, stop_ids):
+        preprocessor = self.preprocessor
+        x = preprocessor.generate_preprocess(
+            windows, sequence_length=length, language=language, task=task
+        )
+        generate_function = self.make_generate_function()
+        out = generate_function(x, stop_token_ids=stop_ids)
+        return preprocessor.text_token_ids(
+            out["decoder_token_ids"], out["decoder_padding_mask"]
+        )
 
     def _window_languages(self, clips, language):
         """The language of every window, clip after clip.
@@ -723,6 +780,12 @@ class WhisperAudioToText(
         if not isinstance(audio, (list, tuple)) and np.ndim(audio) == 1:
             return results[0]
         return results
+
+
+def join_window_texts(texts):
+    """A clip's text from its windows' texts: joined with one space; a
+    window without text adds none."""
+    return " ".join(text for text in texts if text).strip()
 
 
 def _tf_module():

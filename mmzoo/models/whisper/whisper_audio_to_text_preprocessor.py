@@ -599,9 +599,14 @@ class WhisperAudioToTextPreprocessor(
 
     def generate_postprocess(self, x):
         """Generated token ids to text: a list of strings."""
-        rows = self.text_token_ids(
-            x["decoder_token_ids"], x.get("decoder_padding_mask")
+        return self.detokenize_text(
+            self.text_token_ids(
+                x["decoder_token_ids"], x.get("decoder_padding_mask")
+            )
         )
+
+    def detokenize_text(self, rows):
+        """Rows of text token ids (`text_token_ids`) to stripped strings."""
         texts = []
         for row in rows:
             text = self.tokenizer.detokenize(row) if row else ""
