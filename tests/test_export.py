@@ -68,6 +68,17 @@ def test_torch_says_where_to_export(tmp_path):
         classifier.export(str(tmp_path / "served"), verbose=False)
 
 
+def assert_serves_waveforms_as_predict(classifier, audio, tmp_path):
+    path = str(tmp_path / "served")
+    classifier.export(path, verbose=False)
+    served = tf.saved_model.load(path)
+    np.testing.assert_allclose(
+        np.asarray(served.serve(tf.constant(audio))),
+        classifier.predict(audio, verbose=0),
+        atol=1e-4,
+    )
+
+
 # Whisper base's export takes a minute: on TensorFlow only for now (the
 # JAX path of the same code is the tiny model's below).
 @pytest.mark.one_backend("tensorflow")
@@ -82,14 +93,7 @@ def test_whisper_spoken_digits_serves_raw_waveforms(tmp_path):
     audio = (0.3 * audio + 0.05 * rng.standard_normal(audio.shape)).astype(
         "float32"
     )
-    path = str(tmp_path / "served")
-    classifier.export(path, verbose=False)
-    served = tf.saved_model.load(path)
-    np.testing.assert_allclose(
-        np.asarray(served.serve(tf.constant(audio))),
-        classifier.predict(audio, verbose=0),
-        atol=1e-4,
-    )
+    assert_serves_waveforms_as_predict(classifier, audio, tmp_path)
 
 
 @pytest.mark.one_backend("jax")
@@ -103,11 +107,4 @@ def test_tiny_whisper_classifier_serves_raw_waveforms_from_jax(tmp_path):
         tiny_backbone(), tiny_preprocessor(), TRANSCRIPTS, hidden_dim=4
     )
     audio = waveforms(batch=3)
-    path = str(tmp_path / "served")
-    classifier.export(path, verbose=False)
-    served = tf.saved_model.load(path)
-    np.testing.assert_allclose(
-        np.asarray(served.serve(tf.constant(audio))),
-        classifier.predict(audio, verbose=0),
-        atol=1e-4,
-    )
+    assert_serves_waveforms_as_predict(classifier, audio, tmp_path)

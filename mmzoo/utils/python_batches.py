@@ -83,6 +83,41 @@ def validation_batches(validation_data, wrap):
     return wrap(ArrayBatches(keras.utils.pack_x_y_sample_weight(*data)))
 
 
+def fit(model, x, y, wrap, **kwargs):
+    """`keras.Model.fit` of `model` on Python batches `x`, each batch (and
+    `validation_data`'s) through `wrap` (the task's
+    `preprocessed_batches`). A `PyDataset` is shuffled by batch unless
+    `shuffle=False`; a generator or a `DataLoader` shuffles itself."""
+    refuse_arguments_beside(
+        y, kwargs.get("sample_weight"), kwargs.get("batch_size")
+    )
+    if kwargs.get("validation_split"):
+        raise ValueError(
+            "`validation_split` needs arrays; with a PyDataset, generator or "
+            "DataLoader pass `validation_data`."
+        )
+    kwargs["validation_data"] = validation_batches(
+        kwargs.get("validation_data"), wrap
+    )
+    if kwargs.get("shuffle") is None:
+        kwargs["shuffle"] = isinstance(x, keras.utils.PyDataset)
+    return keras.Model.fit(model, x=wrap(x), **kwargs)
+
+
+def evaluate(model, x, y, wrap, **kwargs):
+    """`keras.Model.evaluate` of `model` on Python batches (see `fit`)."""
+    refuse_arguments_beside(
+        y, kwargs.get("sample_weight"), kwargs.get("batch_size")
+    )
+    return keras.Model.evaluate(model, x=wrap(x), **kwargs)
+
+
+def predict(model, x, wrap, **kwargs):
+    """`keras.Model.predict` of `model` on Python batches (see `fit`)."""
+    refuse_arguments_beside(batch_size=kwargs.get("batch_size"))
+    return keras.Model.predict(model, x=wrap(x), **kwargs)
+
+
 def apply_to_batch(preprocess, batch):
     """One batch through `preprocess`, inputs and outputs as NumPy."""
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)

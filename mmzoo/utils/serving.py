@@ -84,6 +84,54 @@ def multimodal_endpoints(task, image_dtype="uint8"):
     return endpoints
 
 
+def export(
+    task,
+    endpoints,
+    default_export,
+    filepath,
+    format="tf_saved_model",
+    verbose=None,
+    input_signature=None,
+    **kwargs,
+):
+    """A task's `export`: a SavedModel of raw inputs (`endpoints(**kwargs)`
+    gives its serving functions) for `format="tf_saved_model"` with a
+    preprocessor and no `input_signature`; else `default_export`
+    (`keras.Model.export`, a model of features)."""
+    if (
+        format == "tf_saved_model"
+        and input_signature is None
+        and task.preprocessor is not None
+    ):
+        export_raw_saved_model(
+            task,
+            filepath,
+            endpoints(**kwargs),
+            verbose=True if verbose is None else verbose,
+        )
+        return
+    return default_export(
+        filepath,
+        format=format,
+        verbose=verbose,
+        input_signature=input_signature,
+        **kwargs,
+    )
+
+
+def audio_endpoints(task):
+    """A task of one raw input, waveforms at 16 kHz, e.g. Whisper's
+    classifier: `serve` takes `(batch, samples)` float32, any length."""
+    import tensorflow as tf
+
+    converter = task.preprocessor.audio_converter
+    raw = tf.TensorSpec((None, None), tf.float32, name="audio")
+    features = tf.TensorSpec(
+        (None,) + tuple(converter.audio_shape()), tf.float32, name="features"
+    )
+    return {"serve": (raw, features)}
+
+
 def export_raw_saved_model(task, filepath, endpoints, verbose=True):
     """Writes `task`, its preprocessor in front, as a SavedModel.
 

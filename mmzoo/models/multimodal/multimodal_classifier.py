@@ -18,10 +18,9 @@ from mmzoo.presets import loadable_presets
 from mmzoo.utils import preset_weights
 from mmzoo.utils.modality_checks import dict_form
 from mmzoo.utils.modality_checks import present_modalities
+from mmzoo.utils import python_batches
 from mmzoo.utils.python_batches import is_python_batches
 from mmzoo.utils.python_batches import preprocessed_batches
-from mmzoo.utils.python_batches import refuse_arguments_beside
-from mmzoo.utils.python_batches import validation_batches
 
 
 def _is_tf_dataset(x):
@@ -372,26 +371,16 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         left to the dataset for a `tf.data.Dataset`.
         """
         if is_python_batches(x):
-            refuse_arguments_beside(y, sample_weight, batch_size)
-            if validation_split:
-                raise ValueError(
-                    "`validation_split` needs arrays; with a PyDataset, "
-                    "generator or DataLoader pass `validation_data`."
-                )
-            return keras.Model.fit(
+            return python_batches.fit(
                 self,
-                x=self._preprocess_python_batches(x, sample_rate),
-                validation_data=validation_batches(
-                    validation_data,
-                    lambda v: self._preprocess_python_batches(v, sample_rate),
-                ),
-                # Only a PyDataset can be shuffled (by batch); a
-                # generator or a DataLoader shuffles itself.
-                shuffle=(
-                    isinstance(x, keras.utils.PyDataset)
-                    if shuffle is None
-                    else shuffle
-                ),
+                x,
+                y,
+                lambda v: self._preprocess_python_batches(v, sample_rate),
+                batch_size=batch_size,
+                sample_weight=sample_weight,
+                validation_data=validation_data,
+                validation_split=validation_split,
+                shuffle=shuffle,
                 **kwargs,
             )
         rate = self._pipeline_rate(x, sample_rate)
@@ -434,11 +423,13 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
             # `fit`'s validation pass, on its already prepared dataset.
             return super().evaluate(x=x, y=y, **kwargs)
         if is_python_batches(x):
-            refuse_arguments_beside(
-                y, kwargs.get("sample_weight"), kwargs.get("batch_size")
+            return python_batches.evaluate(
+                self,
+                x,
+                y,
+                lambda v: self._preprocess_python_batches(v, sample_rate),
+                **kwargs,
             )
-            x = self._preprocess_python_batches(x, sample_rate)
-            return keras.Model.evaluate(self, x=x, **kwargs)
         rate = self._pipeline_rate(x, sample_rate)
         x = self._prepare_x(x, sample_rate)
         self._check_split(x, y, kwargs.get("sample_weight"))
@@ -447,9 +438,12 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
 
     def predict(self, x=None, sample_rate=None, **kwargs):
         if is_python_batches(x):
-            refuse_arguments_beside(batch_size=kwargs.get("batch_size"))
-            x = self._preprocess_python_batches(x, sample_rate)
-            return keras.Model.predict(self, x=x, **kwargs)
+            return python_batches.predict(
+                self,
+                x,
+                lambda v: self._preprocess_python_batches(v, sample_rate),
+                **kwargs,
+            )
         rate = self._pipeline_rate(x, sample_rate)
         x = self._prepare_x(x, sample_rate)
         with self._sample_rate_scope(rate):
@@ -490,21 +484,12 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         image_only = served.serve_image({"image": images})
         ```
         """
-        if (
-            format == "tf_saved_model"
-            and input_signature is None
-            and self.preprocessor is not None
-        ):
-            from mmzoo.utils import serving
+        from mmzoo.utils import serving
 
-            serving.export_raw_saved_model(
-                self,
-                filepath,
-                serving.multimodal_endpoints(self, **kwargs),
-                verbose=True if verbose is None else verbose,
-            )
-            return
-        return super().export(
+        return serving.export(
+            self,
+            lambda **options: serving.multimodal_endpoints(self, **options),
+            super().export,
             filepath,
             format=format,
             verbose=verbose,

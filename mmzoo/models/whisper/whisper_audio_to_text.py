@@ -21,10 +21,9 @@ from mmzoo.models.whisper.whisper_backbone import WhisperBackbone
 from mmzoo.presets import check_preset
 from mmzoo.presets import presets_holding
 from mmzoo.utils import preset_weights
+from mmzoo.utils import python_batches
 from mmzoo.utils.python_batches import is_python_batches
 from mmzoo.utils.python_batches import preprocessed_batches
-from mmzoo.utils.python_batches import refuse_arguments_beside
-from mmzoo.utils.python_batches import validation_batches
 
 # A logit no token can be chosen at (finite: `-inf` would give NaNs where
 # a whole row is forced).
@@ -231,25 +230,18 @@ class WhisperAudioToText(
         cannot be split across windows.
         """
         if is_python_batches(x) and not args:
-            refuse_arguments_beside(
-                y, kwargs.get("sample_weight"), kwargs.get("batch_size")
+            return python_batches.fit(
+                self, x, y, self._python_batches, **kwargs
             )
-            kwargs["validation_data"] = validation_batches(
-                kwargs.get("validation_data"), self._python_batches
-            )
-            kwargs.setdefault("shuffle", isinstance(x, keras.utils.PyDataset))
-            return keras.Model.fit(self, x=self._python_batches(x), **kwargs)
         self._check_training_audio(x)
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`; clips of at most one window, as `fit`."""
         if is_python_batches(x) and not args:
-            refuse_arguments_beside(
-                y, kwargs.get("sample_weight"), kwargs.get("batch_size")
+            return python_batches.evaluate(
+                self, x, y, self._python_batches, **kwargs
             )
-            x = self._python_batches(x)
-            return keras.Model.evaluate(self, x=x, **kwargs)
         self._check_training_audio(x)
         return super().evaluate(x, y, *args, **kwargs)
 

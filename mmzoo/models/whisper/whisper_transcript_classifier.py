@@ -24,10 +24,9 @@ from mmzoo.presets import check_preset
 from mmzoo.presets import loadable_presets
 from mmzoo.presets import presets_holding
 from mmzoo.utils import preset_weights
+from mmzoo.utils import python_batches
 from mmzoo.utils.python_batches import is_python_batches
 from mmzoo.utils.python_batches import preprocessed_batches
-from mmzoo.utils.python_batches import refuse_arguments_beside
-from mmzoo.utils.python_batches import validation_batches
 from mmzoo.utils.resampling import check_rate
 
 # Token-level spellings tried for each transcript: as given, capitalised,
@@ -457,16 +456,13 @@ class WhisperTranscriptClassifier(
         `x` may also be a `keras.utils.PyDataset`, a generator or a torch
         `DataLoader` of `(audio, labels)` batches."""
         if is_python_batches(x):
-            refuse_arguments_beside(
-                y, kwargs.get("sample_weight"), kwargs.get("batch_size")
-            )
-            kwargs["validation_data"] = validation_batches(
-                kwargs.get("validation_data"),
+            return python_batches.fit(
+                self,
+                x,
+                y,
                 lambda v: self._python_batches(v, sample_rate, "fit"),
+                **kwargs,
             )
-            kwargs.setdefault("shuffle", isinstance(x, keras.utils.PyDataset))
-            x = self._python_batches(x, sample_rate, "fit")
-            return keras.Model.fit(self, x=x, **kwargs)
         x, y = self._prepare(x, y, sample_rate, "fit")
         if "validation_data" in kwargs:
             kwargs["validation_data"] = self._prepare_validation(
@@ -477,11 +473,13 @@ class WhisperTranscriptClassifier(
     def evaluate(self, x=None, y=None, *, sample_rate=None, **kwargs):
         """`keras.Model.evaluate` on raw audio; `sample_rate` as in `fit`."""
         if is_python_batches(x):
-            refuse_arguments_beside(
-                y, kwargs.get("sample_weight"), kwargs.get("batch_size")
+            return python_batches.evaluate(
+                self,
+                x,
+                y,
+                lambda v: self._python_batches(v, sample_rate, "evaluate"),
+                **kwargs,
             )
-            x = self._python_batches(x, sample_rate, "evaluate")
-            return keras.Model.evaluate(self, x=x, **kwargs)
         x, y = self._prepare(x, y, sample_rate, "evaluate")
         return super().evaluate(x=x, y=y, **kwargs)
 
@@ -489,9 +487,12 @@ class WhisperTranscriptClassifier(
         """`keras.Model.predict` on raw audio: one clip `(samples,)` gives
         `(1, num_classes)`; `sample_rate` as in `fit`."""
         if is_python_batches(x):
-            refuse_arguments_beside(batch_size=kwargs.get("batch_size"))
-            x = self._python_batches(x, sample_rate, "predict")
-            return keras.Model.predict(self, x=x, **kwargs)
+            return python_batches.predict(
+                self,
+                x,
+                lambda v: self._python_batches(v, sample_rate, "predict"),
+                **kwargs,
+            )
         x, _ = self._prepare(x, None, sample_rate, "predict")
         return super().predict(x=x, **kwargs)
 
@@ -523,30 +524,12 @@ class WhisperTranscriptClassifier(
         probabilities = served.serve(waveforms_16khz)
         ```
         """
-        if (
-            format == "tf_saved_model"
-            and input_signature is None
-            and self.preprocessor is not None
-        ):
-            import tensorflow as tf
+        from mmzoo.utils import serving
 
-            from mmzoo.utils import serving
-
-            converter = self.preprocessor.audio_converter
-            raw = tf.TensorSpec((None, None), tf.float32, name="audio")
-            features = tf.TensorSpec(
-                (None,) + tuple(converter.audio_shape()),
-                tf.float32,
-                name="features",
-            )
-            serving.export_raw_saved_model(
-                self,
-                filepath,
-                {"serve": (raw, features)},
-                verbose=True if verbose is None else verbose,
-            )
-            return
-        return super().export(
+        return serving.export(
+            self,
+            lambda: serving.audio_endpoints(self),
+            super().export,
             filepath,
             format=format,
             verbose=verbose,
