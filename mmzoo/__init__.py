@@ -3,6 +3,7 @@
 from mmzoo import datasets
 from mmzoo import layers
 from mmzoo import models
+from mmzoo import plots
 from mmzoo import presets
 from mmzoo.presets import list_presets
 from mmzoo.presets import load
