@@ -130,6 +130,9 @@ def test_torch_data_loader_fit_and_predict(data, model):
     )
 
 
+# The Python-batch path with preprocessor=None: the same wrapper, one
+# backend (the forms above run it on every backend).
+@pytest.mark.one_backend("torch")
 def test_preprocessed_batches_with_preprocessor_none(data):
     x, y = data
     model = tiny_classifier()

@@ -18,6 +18,9 @@ def classifier():
     return tiny_classifier()  # attention fusion, text + image + audio
 
 
+# The numbers are NumPy over the fusion's own output (the fusion is tested
+# on every backend): one backend, torch (fastest with tiny models).
+@pytest.mark.one_backend("torch")
 def test_modality_weights_are_the_fusions_softmax(classifier):
     x, _ = raw_batch(6)
     weights = plots.modality_weights(classifier, x, batch_size=4)

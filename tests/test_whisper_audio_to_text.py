@@ -233,6 +233,8 @@ def test_generate_eagerly_equals_compiled_and_follows_the_rules(shared_task):
     assert isinstance(compiled.generate(audio[0], max_length=MAX_LENGTH), str)
 
 
+# The recipe's tool, not the model: one backend.
+@pytest.mark.one_backend("torch")
 def test_evaluation_divergence_reads_the_logits_greedy_chose_by(
     shared_task,
 ):
