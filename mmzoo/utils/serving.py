@@ -32,7 +32,11 @@ def raw_input_specs(task, image_dtype="uint8"):
         if name == "text":
             specs[name] = tf.TensorSpec((None,), tf.string, name=name)
         elif name == "image":
-            channels = task.backbone.input["image"].shape[-1]
+            # The image encoder's input, in its own layout.
+            shape = task.backbone.input["image"].shape
+            encoder = task.backbone.encoders["image"]
+            first = getattr(encoder, "data_format", None) == "channels_first"
+            channels = shape[1] if first else shape[-1]
             specs[name] = tf.TensorSpec(
                 (None, None, None, channels), image_dtype, name=name
             )
