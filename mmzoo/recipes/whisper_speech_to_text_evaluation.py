@@ -47,9 +47,12 @@ test_real_english_speech_token_identical_to_faster_whisper`.
 Outputs, in `--output` (default: `<mmzoo cache>/evaluations/
 whisper_speech_to_text_evaluation[_limitN]`, see
 `mmzoo.utils.file_cache.cache_dir`): `outputs_faster_whisper.json` and
-`outputs_<backend>.json` (per clip: name, reference text, text, token ids),
-and `results_<backend>.json` (per clip: name, reference, both texts and
-token ids, token-identical or not; and the summary). Printed: per language
+`outputs_<backend>.json` (per clip: name, text, token ids; no reference
+text), and `results_<backend>.json` (per clip: name, reference, both texts
+and token ids, token-identical or not; and the summary). The project's own
+outputs, those of the README's table, are kept in
+`benchmarks/whisper_speech_to_text_evaluation/` (`--output` that folder to
+check them or resume them). Printed: per language
 and direction, the number of clips, the share of clips whose text tokens are
 identical to faster-whisper's, corpus WER (transcription) or BLEU and chrF
 (translation) of both after `mmzoo.metrics.normalize_text`, every clip that
@@ -122,6 +125,13 @@ def is_translation(direction):
 def label(direction):
     """`"es→en"` for `"es-en"`."""
     return direction.replace("-", "→")
+
+
+def reference_texts(direction):
+    """`{name: reference text}` of every clip of a direction: the
+    transcripts, or the English ones of a translation direction."""
+    clips, _ = select_clips(direction)
+    return {clip["name"]: clip["reference"] for clip in clips}
 
 
 def select_clips(direction, limit=None):
@@ -297,10 +307,13 @@ def explain(output, chosen, clips_by_direction):
         if direction not in saved or direction not in reference:
             continue
         language, task, _ = direction_task(direction)
+        clips = clips_by_direction[direction]
         rows = compare(
-            saved[direction]["clips"], reference[direction]["clips"]
+            saved[direction]["clips"],
+            reference[direction]["clips"],
+            {c["name"]: c["reference"] for c in clips},
         )
-        audio = {c["name"]: c["audio"] for c in clips_by_direction[direction]}
+        audio = {c["name"]: c["audio"] for c in clips}
         found = {}
         for row in rows:
             if row["token_identical"]:
@@ -405,21 +418,23 @@ def run_system(clips_by_direction, outputs_function, path, header):
     clips of each direction that `path` lacks, saving to `path` as it goes.
 
     The record: the header and `{"directions": {direction: {"clips": {name:
-    {"reference", "text", "token_ids", ...}}, "complete", "seconds",
+    {"text", "token_ids", ...}}, "complete", "seconds",
     "seconds_per_clip", "date"}}}`; `seconds` adds up the runs' times on the
-    clips they computed.
+    clips they computed. No reference text: the records hold only what the
+    systems wrote (`reference_texts` reads the references from the data).
     """
     saved = resumable(path, header)
     for direction, clips in clips_by_direction.items():
         if not clips:
             continue
         language, task, _ = direction_task(direction)
-        references = {clip["name"]: clip["reference"] for clip in clips}
+        names = {clip["name"] for clip in clips}
         entry = saved["directions"].setdefault(direction, {"clips": {}})
+        # (Older records also held each clip's reference text.)
         done = {
-            name: dict(output, reference=references[name])
+            name: {k: v for k, v in output.items() if k != "reference"}
             for name, output in entry["clips"].items()
-            if name in references
+            if name in names
         }
         todo = [clip for clip in clips if clip["name"] not in done]
         print(
@@ -433,8 +448,6 @@ def run_system(clips_by_direction, outputs_function, path, header):
 
         def checkpoint(outputs):
             elapsed = seconds + time.perf_counter() - start
-            for name, output in outputs.items():
-                output["reference"] = references[name]
             entry["clips"] = dict(done, **outputs)
             entry["complete"] = len(entry["clips"]) == len(clips)
             entry["clips_timed"] = timed + len(outputs)
@@ -443,7 +456,7 @@ def run_system(clips_by_direction, outputs_function, path, header):
                 elapsed / max(1, entry["clips_timed"]), 3
             )
             entry["date"] = datetime.date.today().isoformat()
-            write_json(path, saved)
+            write_outputs(path, saved)
 
         if todo:
             outputs_function(todo, language, task, checkpoint)
@@ -455,24 +468,27 @@ def run_system(clips_by_direction, outputs_function, path, header):
 # --- Comparison and scores (pure Python) ------------------------------------
 
 
-def compare(mmzoo_clips, reference_clips):
+def compare(mmzoo_clips, reference_clips, references):
     """Per-clip rows for the clips both systems have, by name.
 
     Args:
-        mmzoo_clips, reference_clips: `{name: {"reference", "text",
-            "token_ids"}}`, mmzoo's and faster-whisper's outputs.
+        mmzoo_clips, reference_clips: `{name: {"text", "token_ids"}}`,
+            mmzoo's and faster-whisper's outputs.
+        references: `{name: reference text}`; clips without one are left
+            out.
 
     Returns:
         A list of `{"name", "reference", "mmzoo", "faster_whisper",
         "token_identical"}`, the two systems' `{"text", "token_ids"}`.
     """
     rows = []
-    for name in sorted(set(mmzoo_clips) & set(reference_clips)):
+    shared = set(mmzoo_clips) & set(reference_clips) & set(references)
+    for name in sorted(shared):
         ours, theirs = mmzoo_clips[name], reference_clips[name]
         rows.append(
             {
                 "name": name,
-                "reference": ours["reference"],
+                "reference": references[name],
                 "mmzoo": {
                     "text": ours["text"],
                     "token_ids": list(ours["token_ids"]),
@@ -621,6 +637,29 @@ def write_json(path, content):
     os.replace(temporary, path)
 
 
+def write_outputs(path, content):
+    """Writes a system's outputs as `write_json` does, one line per clip
+    (the file stays small and its changes readable)."""
+    lines = {}
+    compact = {k: v for k, v in content.items() if k != "directions"}
+    compact["directions"] = {}
+    for direction, entry in content["directions"].items():
+        clips = {}
+        for name, clip in entry["clips"].items():
+            marker = f"@clip{len(lines)}@"
+            lines[json.dumps(marker)] = json.dumps(clip, ensure_ascii=False)
+            clips[name] = marker
+        compact["directions"][direction] = dict(entry, clips=clips)
+    text = json.dumps(compact, ensure_ascii=False, indent=1)
+    for marker, line in lines.items():
+        text = text.replace(marker, line, 1)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    os.replace(temporary, path)
+
+
 def outputs_path(output, system):
     return os.path.join(output, f"outputs_{system}.json")
 
@@ -704,11 +743,19 @@ def missing_reference(clips_by_direction, output):
     }
 
 
-def results(output, chosen, backend=None):
+def results(output, chosen, backend=None, references=None):
     """Prints the comparison of `backend` (if given) on the `chosen`
     directions and the table of every backend saved; saves
-    `results_<backend>.json`."""
+    `results_<backend>.json`.
+
+    `references`: `{direction: {name: reference text}}`; the directions it
+    lacks are read by `reference_texts`.
+    """
+    references = dict(references or {})
     reference = read_outputs(outputs_path(output, REFERENCE))["directions"]
+    for direction in TABLE_DIRECTIONS:
+        if direction in reference and direction not in references:
+            references[direction] = reference_texts(direction)
     summaries = {}
     for name in backends_saved(output):
         saved = read_outputs(outputs_path(output, name))["directions"]
@@ -725,7 +772,9 @@ def results(output, chosen, backend=None):
                     )
                 continue
             rows = compare(
-                saved[direction]["clips"], reference[direction]["clips"]
+                saved[direction]["clips"],
+                reference[direction]["clips"],
+                references[direction],
             )
             summary = summarize(direction, rows)
             summaries[name][direction] = summary
@@ -764,7 +813,11 @@ def results(output, chosen, backend=None):
                 for by_direction in summaries.values()
                 if direction in by_direction
             ]
-            names = sorted(set.intersection(*scored) if scored else clips)
+            names = sorted(
+                set.intersection(*scored)
+                if scored
+                else set(clips) & set(references[direction])
+            )
             if any(shared != set(names) for shared in scored):
                 print(
                     f"Note: the backends' {label(direction)} rows are on "
@@ -774,7 +827,7 @@ def results(output, chosen, backend=None):
                 continue
             reference_scores[direction] = score(
                 direction,
-                [clips[n]["reference"] for n in names],
+                [references[direction][n] for n in names],
                 [clips[n]["text"] for n in names],
             )
             reference_counts[direction] = len(names)
@@ -869,7 +922,11 @@ def main(argv=None):
         backend = keras.config.backend()
         run_backend(clips_by_direction, output, args.batch_size)
     print(f"\nOutputs in {output}")
-    results(output, chosen, backend)
+    references = {
+        direction: {c["name"]: c["reference"] for c in clips}
+        for direction, clips in clips_by_direction.items()
+    }
+    results(output, chosen, backend, references)
 
 
 if __name__ == "__main__":
