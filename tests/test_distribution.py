@@ -11,6 +11,8 @@ import sys
 import keras
 import pytest
 
+import mmzoo
+
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
 TRAIN = """
@@ -91,3 +93,132 @@ def test_jax_data_parallel_on_two_virtual_devices():
 )
 def test_tf_mirrored_strategy_on_two_virtual_devices():
     check(train_on_two_devices(TF_SETUP))
+
+
+MODEL_PARALLEL = """
+import json, sys
+import keras, numpy as np
+sys.path.insert(0, {tests!r})
+from test_whisper_transcript_classifier import (
+    WINDOW_SECONDS, tiny_backbone, tiny_tokenizer, waveforms,
+)
+import mmzoo
+
+
+def tiny_task():
+    preprocessor = mmzoo.models.WhisperAudioToTextPreprocessor(
+        audio_converter=mmzoo.layers.WhisperAudioConverter(
+            max_audio_length=WINDOW_SECONDS
+        ),
+        tokenizer=tiny_tokenizer(),
+        decoder_sequence_length=8,
+        language="en",
+    )
+    return mmzoo.models.WhisperAudioToText(tiny_backbone(0), preprocessor)
+
+
+audio = waveforms(4)
+alone = tiny_task()
+x, y, sample_weight = alone.preprocessor(audio, [" yes", " no", " oui", " no"])
+expected = keras.ops.convert_to_numpy(alone(x))
+
+mesh = keras.distribution.DeviceMesh(
+    shape=(1, 2),
+    axis_names=("batch", "model"),
+    devices=keras.distribution.list_devices(),
+)
+layout_map = mmzoo.models.WhisperBackbone.get_layout_map(mesh)
+keras.distribution.set_distribution(
+    keras.distribution.ModelParallel(
+        layout_map=layout_map, batch_dim_name="batch"
+    )
+)
+task = tiny_task()
+specs = {{
+    v.path: [str(axis) for axis in v.value.sharding.spec]
+    for v in task.backbone.weights
+}}
+logits = keras.ops.convert_to_numpy(task(x))
+texts = task.generate(audio[:2], max_length=10)
+task.compile(optimizer=keras.optimizers.Adam(3e-2))
+task.preprocessor = None
+history = task.fit(
+    x, y, sample_weight=sample_weight, batch_size=4, epochs=8, verbose=0
+)
+print(json.dumps({{
+    "devices": len(keras.distribution.list_devices()),
+    "specs": specs,
+    "max_difference": float(np.max(np.abs(logits - expected))),
+    "texts": len(texts),
+    "loss": history.history["loss"],
+}}))
+"""
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax",
+    reason="keras.distribution.ModelParallel: JAX",
+)
+def test_whisper_layout_map_splits_heads_and_feed_forward_on_two_devices():
+    flags = os.environ.get("XLA_FLAGS", "")
+    result = subprocess.run(
+        [sys.executable, "-c", MODEL_PARALLEL.format(tests=TESTS)],
+        env=dict(
+            os.environ,
+            XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count=2",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = json.loads(result.stdout.strip().splitlines()[-1])
+    assert trained["devices"] == 2
+    specs = trained["specs"]
+    layer = "transformer_decoder_layer_0"
+    # Split: heads, the feed-forward width, the embedding's hidden width.
+    assert specs[f"{layer}/cross_attention/key/kernel"] == [
+        "None",
+        "model",
+        "None",
+    ]
+    assert specs[f"{layer}/self_attention/attention_output/kernel"] == [
+        "model",
+        "None",
+        "None",
+    ]
+    assert specs[
+        "transformer_encoder_layer_1/feedforward_output_dense/kernel"
+    ] == ["model", "None"]
+    assert specs[
+        "decoder_token_and_position_embedding/token_embedding/embeddings"
+    ] == ["None", "model"]
+    # Replicated: layer norms, convolutions, position embeddings.
+    assert specs["encoder_layer_norm/gamma"] == ["None"]
+    assert specs["encoder_token_embedding_conv_layer_1/kernel"] == [
+        "None",
+        "None",
+        "None",
+    ]
+    split = [path for path, spec in specs.items() if "model" in spec]
+    # Per encoder layer 6 attention weights (query, key, value and output
+    # kernels, query and value biases) and 3 feed-forward ones; per decoder
+    # layer twice the attention's; the token embedding.
+    assert len(split) == 2 * (6 + 3) + 2 * (12 + 3) + 1, split
+    # The same model: the split changes only the order of float sums.
+    assert trained["max_difference"] < 1e-4
+    assert trained["texts"] == 2
+    loss = trained["loss"]
+    assert loss[-1] < 0.75 * loss[0], loss
+
+
+def test_layout_map_refuses_a_mesh_without_the_axes():
+    mesh = keras.distribution.DeviceMesh(
+        shape=(1,),
+        axis_names=("data",),
+        devices=["cpu:0"],
+    )
+    with pytest.raises(ValueError, match="'model' is not an axis"):
+        mmzoo.models.WhisperBackbone.get_layout_map(mesh)
+    with pytest.raises(ValueError, match="DeviceMesh"):
+        mmzoo.models.WhisperBackbone.get_layout_map("mesh")

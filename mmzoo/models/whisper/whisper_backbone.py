@@ -1,3 +1,4 @@
+import keras
 import keras_hub
 
 from mmzoo.api_export import mmzoo_export
@@ -114,6 +115,92 @@ class WhisperBackbone(keras_hub.models.WhisperBackbone):
         preset_weights.save_backbone(
             self, super().save_to_preset, preset_dir, max_shard_size
         )
+
+    @staticmethod
+    def get_layout_map(
+        device_mesh,
+        model_parallel_dim_name="model",
+        data_parallel_dim_name="batch",
+    ):
+        """A `keras.distribution.LayoutMap` that splits Whisper's weights.
+
+        Tensor parallelism as in Megatron-LM (Shoeybi et al., 2019), for the
+        `keras.distribution.ModelParallel` distribution (JAX): every
+        attention layer of the encoder and decoder (self and cross) split by
+        heads (query, key and value kernels on their heads axis, the output
+        kernel on its input heads axis), every feed-forward block split
+        along its intermediate width (first kernel by columns, second by
+        rows), and the token embedding split along the hidden width (the
+        vocabulary, 51,865, is odd). Convolutions, position embeddings and
+        layer norms are replicated. Batches are split over
+        `data_parallel_dim_name`.
+
+        The model axis's size must divide the number of heads, the
+        intermediate width and the hidden width (Whisper base: 8, 2,048 and
+        512; large: 20, 5,120 and 1,280).
+
+        Args:
+            device_mesh: a `keras.distribution.DeviceMesh`.
+            model_parallel_dim_name: the mesh axis the weights are split
+                over.
+            data_parallel_dim_name: the mesh axis the batch is split over.
+
+        Returns:
+            A `keras.distribution.LayoutMap`.
+
+        Example:
+        ```python
+        mesh = keras.distribution.DeviceMesh(
+            shape=(1, 2),
+            axis_names=("batch", "model"),
+            devices=keras.distribution.list_devices(),
+        )
+        layout_map = mmzoo.models.WhisperBackbone.get_layout_map(mesh)
+        keras.distribution.set_distribution(
+            keras.distribution.ModelParallel(
+                layout_map=layout_map, batch_dim_name="batch"
+            )
+        )
+        model = mmzoo.models.WhisperAudioToText.from_preset(
+            "whisper_base_speech_to_text"
+        )
+        ```
+        """
+        if not isinstance(device_mesh, keras.distribution.DeviceMesh):
+            raise ValueError(
+                "`device_mesh` must be a `keras.distribution.DeviceMesh`. "
+                f"Received: {type(device_mesh).__name__}"
+            )
+        for argument, name in (
+            ("model_parallel_dim_name", model_parallel_dim_name),
+            ("data_parallel_dim_name", data_parallel_dim_name),
+        ):
+            if name not in device_mesh.axis_names:
+                raise ValueError(
+                    f"`{argument}` {name!r} is not an axis of the device "
+                    f"mesh, whose axes are {list(device_mesh.axis_names)}."
+                )
+        model = model_parallel_dim_name
+        layout_map = keras.distribution.LayoutMap(device_mesh)
+        attention = "transformer_.*attention.*"
+        # Kernels (hidden, heads, head_dim), biases (heads, head_dim).
+        layout_map[f"{attention}/(query|key|value)/kernel"] = (
+            None,
+            model,
+            None,
+        )
+        layout_map[f"{attention}/(query|value)/bias"] = (model, None)
+        # (heads, head_dim, hidden).
+        layout_map[f"{attention}/attention_output/kernel"] = (
+            model,
+            None,
+            None,
+        )
+        layout_map[".*feedforward_intermediate_dense/kernel"] = (None, model)
+        layout_map[".*feedforward_intermediate_dense/bias"] = (model,)
+        layout_map[".*feedforward_output_dense/kernel"] = (model, None)
+        layout_map[".*token_embedding/embeddings"] = (None, model)
+        return layout_map
 
 
 # `WhisperAudioConverter.from_preset` finds the converter class of a preset
