@@ -5,10 +5,12 @@ each runs in a fresh process."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 import mmzoo
@@ -222,3 +224,68 @@ def test_layout_map_refuses_a_mesh_without_the_axes():
         mmzoo.models.WhisperBackbone.get_layout_map(mesh)
     with pytest.raises(ValueError, match="DeviceMesh"):
         mmzoo.models.WhisperBackbone.get_layout_map("mesh")
+
+
+MULTI_PROCESS = """
+import json, sys
+import jax
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+import keras
+keras.distribution.initialize(
+    job_addresses={address!r}, num_processes=2, process_id=int(sys.argv[1])
+)
+import tensorflow as tf
+sys.path.insert(0, {tests!r})
+from helpers import raw_batch, tiny_classifier
+
+devices = keras.distribution.list_devices()
+keras.distribution.set_distribution(
+    keras.distribution.DataParallel(devices=devices)
+)
+x, y = raw_batch(32)
+# Each process reads its own half of every batch of 8 (Keras splits it).
+dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(
+    8, drop_remainder=True
+)
+model = tiny_classifier()
+model.compile(optimizer=keras.optimizers.Adam(1e-2))
+history = model.fit(dataset, epochs=4, verbose=0)
+print(json.dumps({{
+    "process": jax.process_index(),
+    "devices": len(devices),
+    "local_devices": jax.local_device_count(),
+    "loss": history.history["loss"],
+}}))
+"""
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's engine")
+def test_jax_data_parallel_across_two_processes():
+    # The multi-host recipe of the README, with two processes on this
+    # machine talking over loopback (one CPU device each).
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    code = MULTI_PROCESS.format(address=f"localhost:{port}", tests=TESTS)
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(index)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in (0, 1)
+    ]
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert [r["process"] for r in results] == [0, 1]
+    assert all(r["devices"] == 2 and r["local_devices"] == 1 for r in results)
+    # One model: both processes applied the same averaged gradients.
+    np.testing.assert_allclose(results[0]["loss"], results[1]["loss"])
+    loss = results[0]["loss"]
+    assert loss[-1] < 0.7 * loss[0], loss

@@ -37,6 +37,20 @@ def test_missing_modality_and_explicit_mask():
     assert to_numpy(preprocessor({"audio": long}))["audio"].shape == (2, 1000)
 
 
+def test_a_dataset_keeps_its_batch_size_through_the_preprocessor():
+    import tensorflow as tf
+
+    # keras.distribution splits a dataset across processes by the batch
+    # size it reads off the mapped dataset: every output must keep it.
+    x, y = raw_batch(16)
+    preprocessor = tiny_preprocessor()
+    for inputs in (x, {"text": x["text"], "audio": x["audio"]}):
+        dataset = tf.data.Dataset.from_tensor_slices((inputs, y))
+        dataset = dataset.batch(8, drop_remainder=True).map(preprocessor)
+        shapes = [s.shape for s in tf.nest.flatten(dataset.element_spec)]
+        assert all(shape[0] == 8 for shape in shapes), shapes
+
+
 def test_labels_pass_through():
     preprocessor = tiny_preprocessor()
     x, y = raw_batch(4)

@@ -647,6 +647,15 @@ class MultimodalPreprocessor(Preprocessor):
             with tf.control_dependencies(checks):
                 mask = tf.cast(tf.cast(given, "bool"), "int32")
         outputs[MODALITY_MASK] = mask * presence
+        if batch_sizes:
+            # Keep a known batch size on every output (the tokenizer and
+            # the mask lose it): `keras.distribution` reads it to split a
+            # dataset across processes.
+            static = next(iter(batch_sizes.values()))
+            outputs = tf.nest.map_structure(
+                lambda t: tf.ensure_shape(t, [static] + t.shape[1:]),
+                outputs,
+            )
         if one:
             outputs = tf.nest.map_structure(lambda t: t[0], outputs)
         return outputs
