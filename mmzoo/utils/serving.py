@@ -96,22 +96,31 @@ def export(
     format="tf_saved_model",
     verbose=None,
     input_signature=None,
+    onnx_graph=None,
     **kwargs,
 ):
-    """A task's `export`: a SavedModel of raw inputs (`endpoints(**kwargs)`
-    gives its serving functions) for `format="tf_saved_model"` with a
-    preprocessor and no `input_signature`; else `default_export`
+    """A task's `export`: with a preprocessor and no `input_signature`, a
+    SavedModel of raw inputs for `format="tf_saved_model"`
+    (`endpoints(**kwargs)` gives its serving functions) or an ONNX model of
+    raw inputs for `format="onnx"` (`onnx_graph(**kwargs)` gives its inputs
+    and function, `mmzoo.utils.onnx_export`); else `default_export`
     (`keras.Model.export`, a model of features)."""
-    if (
-        format == "tf_saved_model"
-        and input_signature is None
-        and task.preprocessor is not None
-    ):
+    raw = input_signature is None and task.preprocessor is not None
+    verbose_bool = True if verbose is None else verbose
+    if raw and format == "tf_saved_model":
         export_raw_saved_model(
-            task,
-            filepath,
-            endpoints(**kwargs),
-            verbose=True if verbose is None else verbose,
+            task, filepath, endpoints(**kwargs), verbose=verbose_bool
+        )
+        return
+    if raw and format == "onnx" and onnx_graph is not None:
+        from mmzoo.utils import onnx_export
+
+        if keras.backend.backend() == "tensorflow":
+            inputs, serve = onnx_graph(**kwargs)
+        else:
+            inputs = serve = None  # built by the TensorFlow process
+        onnx_export.export_raw_onnx(
+            task, filepath, inputs, serve, verbose=verbose_bool
         )
         return
     return default_export(
@@ -134,6 +143,47 @@ def audio_endpoints(task):
         (None,) + tuple(converter.audio_shape()), tf.float32, name="features"
     )
     return {"serve": (raw, features)}
+
+
+def multimodal_onnx_graph(task, image_dtype="uint8"):
+    """A `MultimodalTask`'s ONNX graph: `(inputs, serve)`. One input per
+    modality (raw, as in `raw_input_specs`) and `modality_mask` `(batch,
+    num_modalities)` int32, which every call gives: a 0 marks a missing
+    modality, whose input is then any placeholder of its rank (one zero
+    pixel or sample per row will do)."""
+    import tensorflow as tf
+
+    modalities = list(task.preprocessor.modalities)
+    if "text" in modalities:
+        raise ValueError(
+            "This task reads text, and its tokenizer (TensorFlow Text ops) "
+            "has no ONNX form. Export a SavedModel (the default format), or "
+            "an ONNX model of token ids with `input_signature`."
+        )
+    raw = raw_input_specs(task, image_dtype)
+    mask = tf.TensorSpec(
+        (None, len(modalities)), tf.int32, name="modality_mask"
+    )
+    inputs = [raw[m] for m in modalities] + [mask]
+
+    def serve(*values):
+        x = dict(zip(modalities, values[:-1]), modality_mask=values[-1])
+        return task(task.preprocessor(x), training=False)
+
+    return inputs, serve
+
+
+def audio_onnx_graph(task):
+    """A task of raw waveforms' ONNX graph: `audio` `(batch, samples)`
+    float32 at 16 kHz, any length, in; the task's outputs out."""
+    import tensorflow as tf
+
+    audio = tf.TensorSpec((None, None), tf.float32, name="audio")
+
+    def serve(waveforms):
+        return task(task.preprocessor(waveforms), training=False)
+
+    return [audio], serve
 
 
 def export_raw_saved_model(task, filepath, endpoints, verbose=True):

@@ -289,8 +289,11 @@ class MultimodalBackbone(Backbone):
             )
         first = keras.tree.flatten(standardized[present[0]])[0]
         batch_size = ops.shape(first)[0]
-        presence = [1 if m in present else 0 for m in self.modalities]
-        presence = ops.convert_to_tensor([presence], dtype="int32")
+        # A NumPy constant: a tensor made here can be an eager one that a
+        # traced call captures, which ONNX converters turn into an input.
+        presence = np.array(
+            [[1 if m in present else 0 for m in self.modalities]], "int32"
+        )
         mask = inputs.get(MODALITY_MASK)
         if mask is None:
             mask = ops.ones((batch_size, len(self.modalities)), "int32")
@@ -316,7 +319,7 @@ class MultimodalBackbone(Backbone):
                 standardized[name] = self.placeholder(name, batch_size)
         # Same key order as the model's inputs.
         standardized = {name: standardized[name] for name in self.modalities}
-        standardized[MODALITY_MASK] = mask * presence
+        standardized[MODALITY_MASK] = ops.multiply(mask, presence)
         return standardized
 
     def __call__(self, inputs, *args, **kwargs):

@@ -471,6 +471,14 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         Works from the TensorFlow and JAX backends (PyTorch needs
         `torch_xla` for a SavedModel).
 
+        With `format="onnx"` and a preprocessor, an ONNX model of raw inputs
+        (no text: its tokenizer has no ONNX form): one input per modality
+        and `modality_mask` `(batch, num_modalities)` int32, 0 for a
+        missing modality (whose input is then any placeholder of its rank),
+        the spectrogram computed as a DFT convolution; from every backend
+        (on JAX and PyTorch a TensorFlow-backend process writes it). Needs
+        `tf2onnx` (`pip install mmzoo[onnx]`).
+
         Other formats, a given `input_signature` or no preprocessor:
         `keras.Model.export` (a model of preprocessed features).
 
@@ -482,6 +490,14 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         served = tf.saved_model.load("av_digits_serving")
         probabilities = served.serve({"image": images, "audio": waveforms})
         image_only = served.serve_image({"image": images})
+
+        classifier.export("av_digits.onnx", format="onnx")
+        session = onnxruntime.InferenceSession("av_digits.onnx")
+        probabilities = session.run(None, {
+            "image": images,  # uint8 (batch, height, width, 1)
+            "audio": waveforms,  # float32 (batch, samples) at 8 kHz
+            "modality_mask": np.ones((len(images), 2), "int32"),
+        })[0]
         ```
         """
         from mmzoo.utils import serving
@@ -494,6 +510,9 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
             format=format,
             verbose=verbose,
             input_signature=input_signature,
+            onnx_graph=lambda **options: serving.multimodal_onnx_graph(
+                self, **options
+            ),
             **kwargs,
         )
 

@@ -534,6 +534,7 @@ class WhisperTranscriptClassifier(
             format=format,
             verbose=verbose,
             input_signature=input_signature,
+            onnx_graph=lambda: serving.audio_onnx_graph(self),
             **kwargs,
         )
 
@@ -691,5 +692,7 @@ def _class_log_sum(log_likelihoods, classes, num_classes):
     """`(batch, sequences)` to `(batch, classes)`: log-sum-exp per class."""
     member = np.full((len(classes), num_classes), -1e9, "float32")
     member[np.arange(len(classes)), classes] = 0.0
-    x = log_likelihoods[:, :, None] + ops.convert_to_tensor(member)[None]
+    # A NumPy constant: a tensor made here would be captured by traced
+    # calls, and become an input of an exported ONNX graph.
+    x = ops.add(log_likelihoods[:, :, None], member[None])
     return ops.logsumexp(x, axis=1)
