@@ -20,6 +20,7 @@ Two things stand between a Keras model and ONNX, both handled here:
 """
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -189,9 +190,6 @@ def export_raw_onnx(task, filepath, inputs, serve, verbose=True):
             the task's outputs; traced with TensorFlow.
         verbose: print the inputs and outputs.
     """
-    if keras.backend.backend() != "tensorflow":
-        _export_in_tensorflow(task, filepath, verbose)
-        return
     import tensorflow as tf
 
     tf2onnx = _tf2onnx()
@@ -216,17 +214,21 @@ def export_raw_onnx(task, filepath, inputs, serve, verbose=True):
 
 
 EXPORT_SCRIPT = """
-import sys
+import json, sys
 import mmzoo
 mmzoo.load(sys.argv[1]).export(
-    sys.argv[2], format="onnx", verbose=sys.argv[3] == "1"
+    sys.argv[2],
+    format=sys.argv[3],
+    verbose=sys.argv[4] == "1",
+    **json.loads(sys.argv[5]),
 )
 """
 
 
-def _export_in_tensorflow(task, filepath, verbose):
-    """Saves `task` as a preset and exports it from a TensorFlow-backend
-    process (the preprocessor's ops are TensorFlow's)."""
+def export_in_tensorflow(task, filepath, format, verbose, options=None):
+    """Saves `task` as a preset and exports it (`format`: `"onnx"` or
+    `"tf_saved_model"`, with `options`, JSON values) from a
+    TensorFlow-backend process: the preprocessor's ops are TensorFlow's."""
     with tempfile.TemporaryDirectory() as directory:
         preset = os.path.join(directory, "preset")
         task.save_to_preset(preset)
@@ -237,7 +239,9 @@ def _export_in_tensorflow(task, filepath, verbose):
                 EXPORT_SCRIPT,
                 preset,
                 os.path.abspath(filepath),
+                format,
                 "1" if verbose else "0",
+                json.dumps(options or {}),
             ],
             env=dict(os.environ, KERAS_BACKEND="tensorflow"),
             capture_output=True,
@@ -245,8 +249,8 @@ def _export_in_tensorflow(task, filepath, verbose):
         )
     if result.returncode != 0:
         raise RuntimeError(
-            "The ONNX export (run with the TensorFlow backend, where the "
-            "preprocessor's ops are) failed:\n" + result.stderr[-3000:]
+            f"The {format} export (run with the TensorFlow backend, where "
+            "the preprocessor's ops are) failed:\n" + result.stderr[-3000:]
         )
     if verbose:
         print(result.stdout.strip())

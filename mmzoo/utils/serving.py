@@ -107,6 +107,22 @@ def export(
     (`keras.Model.export`, a model of features)."""
     raw = input_signature is None and task.preprocessor is not None
     verbose_bool = True if verbose is None else verbose
+    backend = keras.backend.backend()
+    raw_format = format == "tf_saved_model" or (
+        format == "onnx" and onnx_graph is not None
+    )
+    if raw and raw_format and (
+        backend == "torch" or (format == "onnx" and backend != "tensorflow")
+    ):
+        # Keras writes SavedModels from PyTorch only through `torch_xla`,
+        # and the preprocessor's ops are TensorFlow's: a TensorFlow-backend
+        # process loads a preset of the task and writes the same file.
+        from mmzoo.utils import onnx_export
+
+        onnx_export.export_in_tensorflow(
+            task, filepath, format, verbose_bool, kwargs
+        )
+        return
     if raw and format == "tf_saved_model":
         export_raw_saved_model(
             task, filepath, endpoints(**kwargs), verbose=verbose_bool
@@ -115,10 +131,7 @@ def export(
     if raw and format == "onnx" and onnx_graph is not None:
         from mmzoo.utils import onnx_export
 
-        if keras.backend.backend() == "tensorflow":
-            inputs, serve = onnx_graph(**kwargs)
-        else:
-            inputs = serve = None  # built by the TensorFlow process
+        inputs, serve = onnx_graph(**kwargs)
         onnx_export.export_raw_onnx(
             task, filepath, inputs, serve, verbose=verbose_bool
         )
@@ -201,18 +214,16 @@ def export_raw_saved_model(task, filepath, endpoints, verbose=True):
     """
     import tensorflow as tf
 
-    if keras.backend.backend() == "torch":
-        raise ValueError(
-            "A SavedModel of raw inputs is exported from the TensorFlow or "
-            "JAX backend: Keras writes PyTorch models as SavedModels only "
-            "through `torch_xla`, without TensorFlow preprocessing in front. "
-            "Save a preset (`save_to_preset`), load it with "
-            "KERAS_BACKEND=tensorflow or jax and export there."
-        )
     if task.preprocessor is None:
         raise ValueError(
             "Exporting raw inputs needs the task's preprocessor; this task "
             "has none. Use `keras.Model.export` for a model of features."
+        )
+    if keras.backend.backend() == "torch":
+        raise ValueError(
+            "Keras writes PyTorch models as SavedModels only through "
+            "`torch_xla`: use `task.export`, which has a TensorFlow-backend "
+            "process write it."
         )
     archive = keras.export.ExportArchive()
     # Tracked once: JAX's archive lists the variables of each tracking.

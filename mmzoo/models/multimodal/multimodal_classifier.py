@@ -468,8 +468,8 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         `serve_audio`, `serve_text_image`, ... take a subset, the missing
         modalities masked as in `predict`. `image_dtype="float32"` serves
         float images instead (in the preprocessor's `image_value_range`).
-        Works from the TensorFlow and JAX backends (PyTorch needs
-        `torch_xla` for a SavedModel).
+        Works from every backend (on PyTorch, whose SavedModels need
+        `torch_xla`, a TensorFlow-backend process writes it).
 
         With `format="onnx"` and a preprocessor, an ONNX model of raw inputs
         (no text: its tokenizer has no ONNX form): one input per modality

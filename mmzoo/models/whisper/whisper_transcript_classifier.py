@@ -510,8 +510,10 @@ class WhisperTranscriptClassifier(
         SavedModel holds the preprocessor in front of the model: `serve`
         takes waveforms `(batch, samples)` float32 at 16 kHz (any length:
         padded or trimmed to the window, as in `predict`) and returns what
-        `predict` returns. Works from the TensorFlow and JAX backends
-        (PyTorch needs `torch_xla` for a SavedModel). Other formats, a given
+        `predict` returns. Works from every backend (on PyTorch, whose
+        SavedModels need `torch_xla`, a TensorFlow-backend process writes
+        it). `format="onnx"`: an ONNX model of the same raw input, `audio`
+        (`mmzoo.utils.onnx_export`; needs `tf2onnx`). Other formats, a given
         `input_signature` or no preprocessor: `keras.Model.export` (a model
         of log-mel features).
 
