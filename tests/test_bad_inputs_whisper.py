@@ -125,7 +125,10 @@ def test_8khz_undeclared_or_one_clip(spoken_digits, declared_8k):
     # One clip, declared: a batch of one, the same digit.
     one = predict(spoken_digits, clips_8k[1], sample_rate=8000)
     assert one.shape == (1, 10)
-    np.testing.assert_allclose(one[0], got[1], atol=1e-4)
+    # Log-probabilities down to -68: float32 sums over a batch of one and
+    # of eight round apart by a few 1e-6 of their size (PyTorch: 1.7e-4 at
+    # -48, seen once).
+    np.testing.assert_allclose(one[0], got[1], rtol=1e-5, atol=1e-4)
 
 
 @one_backend
