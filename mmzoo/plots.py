@@ -7,6 +7,8 @@
 - `subset_accuracy(task, x, y)` and `plot_subset_accuracy(accuracies)`:
   accuracy with every non-empty subset of the modalities given (the others
   left out, as missing).
+- `plot_robustness_curves(curves)`: accuracy as a modality is corrupted
+  more and more (`mmzoo.metrics.robustness_curve`, MultiBench's protocol).
 
 matplotlib is imported when a picture is drawn (`pip install matplotlib`);
 the functions return the `Figure`, for `fig.savefig(path)`.
@@ -231,5 +233,60 @@ def plot_subset_accuracy(accuracies, chance=None, title=None):
     ax.set_ylabel("accuracy (%)")
     ax.set_xlabel("modalities given")
     ax.set_title(title or "Accuracy by the modalities given")
+    figure.tight_layout()
+    return figure
+
+
+def plot_robustness_curves(curves, levels=None, chance=None, title=None):
+    """Accuracy against corruption level, one line per model (from
+    `mmzoo.metrics.robustness_curve`), in panels.
+
+    Args:
+        curves: `{panel title: {model name: accuracies}}`, e.g. one panel
+            per corruption; or `{model name: accuracies}` for one panel.
+        levels: the corruption levels (default MultiBench's 0, 0.1, ...,
+            1).
+        chance: optional accuracy of chance, drawn as a line.
+        title: optional title of the figure.
+
+    Returns:
+        The matplotlib `Figure`.
+
+    Example:
+
+    ```python
+    curve = mmzoo.metrics.robustness_curve(classifier, x, y, "audio", "noise")
+    figure = mmzoo.plots.plot_robustness_curves({"attention": curve})
+    ```
+    """
+    from mmzoo.metrics.robustness import LEVELS
+
+    plt = _pyplot()
+    levels = list(LEVELS if levels is None else levels)
+    first = next(iter(curves.values()), None)
+    if not isinstance(first, dict):
+        curves = {"": curves}
+    figure, axes = plt.subplots(
+        1, len(curves), figsize=(3.6 * len(curves) + 1, 3.4), squeeze=False
+    )
+    for ax, (panel, by_model) in zip(axes[0], curves.items()):
+        for name, accuracies in by_model.items():
+            if len(accuracies) != len(levels):
+                raise ValueError(
+                    f"{name!r} has {len(accuracies)} accuracies for "
+                    f"{len(levels)} levels."
+                )
+            ax.plot(
+                levels, [100 * a for a in accuracies], marker=".", label=name
+            )
+        if chance is not None:
+            ax.axhline(100 * chance, color="grey", linestyle="--")
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("corruption level")
+        ax.set_title(panel)
+    axes[0][0].set_ylabel("accuracy (%)")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    if title:
+        figure.suptitle(title)
     figure.tight_layout()
     return figure
