@@ -113,6 +113,8 @@ def test_relative_and_effective_robustness_are_multibenchs():
         robustness.effective_robustness(flat, falling[:5])
 
 
+# `predict` on each backend is tested elsewhere: once, on the shortest slot.
+@pytest.mark.one_backend("torch")
 def test_a_curve_is_the_accuracy_at_each_level(tmp_path):
     classifier = tiny_classifier()
     x, y = raw_batch(16)
