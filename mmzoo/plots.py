@@ -269,6 +269,10 @@ def plot_robustness_curves(curves, levels=None, chance=None, title=None):
     figure, axes = plt.subplots(
         1, len(curves), figsize=(3.6 * len(curves) + 1, 3.4), squeeze=False
     )
+    # One colour per model across the panels, one legend for them all.
+    names = list(dict.fromkeys(n for panel in curves.values() for n in panel))
+    colours = {n: f"C{i % 10}" for i, n in enumerate(names)}
+    handles = {}
     for ax, (panel, by_model) in zip(axes[0], curves.items()):
         for name, accuracies in by_model.items():
             if len(accuracies) != len(levels):
@@ -276,8 +280,12 @@ def plot_robustness_curves(curves, levels=None, chance=None, title=None):
                     f"{name!r} has {len(accuracies)} accuracies for "
                     f"{len(levels)} levels."
                 )
-            ax.plot(
-                levels, [100 * a for a in accuracies], marker=".", label=name
+            (handles[name],) = ax.plot(
+                levels,
+                [100 * a for a in accuracies],
+                marker=".",
+                color=colours[name],
+                label=name,
             )
         if chance is not None:
             ax.axhline(100 * chance, color="grey", linestyle="--")
@@ -285,7 +293,12 @@ def plot_robustness_curves(curves, levels=None, chance=None, title=None):
         ax.set_xlabel("corruption level")
         ax.set_title(panel)
     axes[0][0].set_ylabel("accuracy (%)")
-    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    axes[0][-1].legend(
+        [handles[n] for n in names],
+        names,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+    )
     if title:
         figure.suptitle(title)
     figure.tight_layout()

@@ -65,11 +65,11 @@ def table_rows(results):
     for (modality, corruption), by_preset in results.items():
         baseline = by_preset.get(BASELINE)
         for name, accuracies in by_preset.items():
-            effective = (
-                f"{robustness.effective_robustness(accuracies, baseline):+.3f}"
-                if baseline is not None
-                else "—"
-            )
+            effective = "—"
+            if baseline is not None:
+                # (+ 0.0: no "-0.000" for the baseline itself.)
+                value = robustness.effective_robustness(accuracies, baseline)
+                effective = f"{round(value, 3) + 0.0:+.3f}"
             lines.append(
                 f"| `{name}` | {modality}: {corruption} "
                 f"| {100 * accuracies[0]:.1f} | {100 * accuracies[-1]:.1f} "
