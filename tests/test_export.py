@@ -122,6 +122,13 @@ def test_av_digits_attention_onnx_serves_raw_inputs_and_masks(
         )
 
 
+def test_onnx_refuses_raw_text(tmp_path):
+    from helpers import tiny_classifier
+
+    with pytest.raises(ValueError, match="tokenizer .* has no ONNX form"):
+        tiny_classifier().export(str(tmp_path / "m.onnx"), format="onnx")
+
+
 def test_dft_spectrogram_equals_the_fft_one():
     from mmzoo.utils import onnx_export
 

@@ -158,6 +158,16 @@ def audio_endpoints(task):
     return {"serve": (raw, features)}
 
 
+def check_onnx_modalities(task):
+    """Refuses an ONNX model of raw inputs for a task that reads text."""
+    if "text" in task.preprocessor.modalities:
+        raise ValueError(
+            "This task reads text, and its tokenizer (TensorFlow Text ops) "
+            "has no ONNX form. Export a SavedModel (the default format), or "
+            "an ONNX model of token ids with `input_signature`."
+        )
+
+
 def multimodal_onnx_graph(task, image_dtype="uint8"):
     """A `MultimodalTask`'s ONNX graph: `(inputs, serve)`. One input per
     modality (raw, as in `raw_input_specs`) and `modality_mask` `(batch,
@@ -166,13 +176,8 @@ def multimodal_onnx_graph(task, image_dtype="uint8"):
     pixel or sample per row will do)."""
     import tensorflow as tf
 
+    check_onnx_modalities(task)
     modalities = list(task.preprocessor.modalities)
-    if "text" in modalities:
-        raise ValueError(
-            "This task reads text, and its tokenizer (TensorFlow Text ops) "
-            "has no ONNX form. Export a SavedModel (the default format), or "
-            "an ONNX model of token ids with `input_signature`."
-        )
     raw = raw_input_specs(task, image_dtype)
     mask = tf.TensorSpec(
         (None, len(modalities)), tf.int32, name="modality_mask"

@@ -502,6 +502,9 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         """
         from mmzoo.utils import serving
 
+        if format == "onnx" and input_signature is None and self.preprocessor:
+            # Before any preset is saved for a TensorFlow process.
+            serving.check_onnx_modalities(self)
         return serving.export(
             self,
             lambda **options: serving.multimodal_endpoints(self, **options),
