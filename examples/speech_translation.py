@@ -16,7 +16,8 @@
 #
 # To transcribe your own recording, set `MMZOO_AUDIO_FILE=my_clip.wav`
 # (16-bit PCM WAV, any rate, mono or stereo). `MMZOO_EXAMPLE_SIZE=full`
-# uses more prompts and more fine-tuning steps; the default is quick.
+# uses more prompts and more fine-tuning steps; the default is quick;
+# `tiny` (as in the tests) only shows that every cell runs.
 #
 # Measured with the quick size on torch, CPU (2 shared cores, 6 min in all):
 # on 4 prompts, Spanish WER 0.30 and Spanish-to-English BLEU 8.6; the
@@ -39,10 +40,14 @@ from mmzoo.datasets import load_spoken_digits
 from mmzoo.datasets import load_voice_prompts
 from mmzoo.datasets.spoken_digits import DIGIT_WORDS
 
-FULL = os.environ.get("MMZOO_EXAMPLE_SIZE", "quick") == "full"
-NUM_PROMPTS = 12 if FULL else 4  # Spanish prompts transcribed and translated
-TRAIN_STEPS = 20 if FULL else 4  # fine-tuning batches of 4 clips
-NUM_HELD_OUT = 32 if FULL else 8  # digit sequences scored before and after
+SIZE = os.environ.get("MMZOO_EXAMPLE_SIZE", "quick")
+if SIZE not in ("tiny", "quick", "full"):
+    raise ValueError(f"MMZOO_EXAMPLE_SIZE: tiny, quick or full, not {SIZE}")
+# Spanish prompts transcribed and translated; fine-tuning batches of 4 clips;
+# digit sequences scored before and after.
+NUM_PROMPTS = {"tiny": 2, "quick": 4, "full": 12}[SIZE]
+TRAIN_STEPS = {"tiny": 1, "quick": 4, "full": 20}[SIZE]
+NUM_HELD_OUT = {"tiny": 4, "quick": 8, "full": 32}[SIZE]
 
 keras.utils.set_random_seed(0)
 print("backend:", keras.backend.backend())

@@ -101,3 +101,49 @@ def test_quickstart_notebook_runs_and_draws_its_pictures(tmp_path):
 def test_multi_task_notebook_runs(tmp_path):
     out = execute("multi_task", tmp_path)
     assert "reloaded outputs identical: True" in out
+
+
+@pytest.mark.large
+@pytest.mark.skipif(
+    keras.backend.backend() != NOTEBOOK_BACKEND,
+    reason=f"the notebooks run once, on {NOTEBOOK_BACKEND}",
+)
+def test_finetune_minilm_notebook_runs(tmp_path):
+    out = execute(
+        "finetune_minilm", tmp_path, env={"MMZOO_EXAMPLE_SIZE": "tiny"}
+    )
+    # Three trainings, each reported on the three modality subsets.
+    for title in ("frozen MiniLM:", "unfrozen MiniLM:", "LoRA MiniLM:"):
+        assert title in out
+    # Freezing leaves the encoder out of the trainable weights; LoRA adds
+    # a few factors back.
+    counts = [
+        int(line.split(":")[1])
+        for line in out.splitlines()
+        if line.startswith("trainable weights:")
+    ]
+    assert len(counts) == 3 and counts[0] < counts[2] < counts[1], counts
+    assert "reloaded predictions identical: True" in out
+
+
+@pytest.mark.large
+@pytest.mark.skipif(
+    keras.backend.backend() != NOTEBOOK_BACKEND,
+    reason=f"the notebooks run once, on {NOTEBOOK_BACKEND}",
+)
+def test_speech_translation_notebook_runs(tmp_path):
+    out = execute(
+        "speech_translation", tmp_path, env={"MMZOO_EXAMPLE_SIZE": "tiny"}
+    )
+    values = {}
+    for line in out.splitlines():
+        for key in ("WER:", "BLEU:"):
+            if line.startswith(key):
+                values[key] = float(line.split(":")[1])
+    # Two real Spanish prompts: Whisper base gets most words right.
+    assert values["WER:"] < 0.6, out[-3000:]
+    assert "BLEU:" in values
+    # The prompt written as an 8 kHz WAV is read back, resampled and heard
+    # as Spanish.
+    assert "at 8000 Hz, language es" in out
+    assert "before: held-out loss" in out and "after : held-out loss" in out

@@ -27,12 +27,22 @@ def _concrete_numpy(x):
     """`x` as numpy if its values are known now, else `None` (symbolic)."""
     if isinstance(x, np.ndarray):
         return x
-    if isinstance(x, keras.KerasTensor):
+    if isinstance(x, keras.KerasTensor) or _torch_compiling():
         return None
     try:
         return np.asarray(ops.convert_to_numpy(x))
     except Exception:  # a traced or graph tensor: values unknown
         return None
+
+
+def _torch_compiling():
+    """Whether `torch.compile` is tracing: values are unknown, and reading
+    them would break its graph (and recompile it for every layer)."""
+    if keras.config.backend() != "torch":
+        return False
+    import torch
+
+    return torch.compiler.is_compiling()
 
 
 def _is_string_dtype(dtype):
@@ -289,11 +299,6 @@ class MultimodalBackbone(Backbone):
             )
         first = keras.tree.flatten(standardized[present[0]])[0]
         batch_size = ops.shape(first)[0]
-        # A NumPy constant: a tensor made here can be an eager one that a
-        # traced call captures, which ONNX converters turn into an input.
-        presence = np.array(
-            [[1 if m in present else 0 for m in self.modalities]], "int32"
-        )
         mask = inputs.get(MODALITY_MASK)
         if mask is None:
             mask = ops.ones((batch_size, len(self.modalities)), "int32")
@@ -319,7 +324,19 @@ class MultimodalBackbone(Backbone):
                 standardized[name] = self.placeholder(name, batch_size)
         # Same key order as the model's inputs.
         standardized = {name: standardized[name] for name in self.modalities}
-        standardized[MODALITY_MASK] = ops.multiply(mask, presence)
+        if len(present) < len(self.modalities):
+            # Zero the columns of absent modalities. Slices of the mask, not
+            # a constant: a tensor made here can be an eager one that a
+            # traced call captures (ONNX converters turn it into an input),
+            # and a NumPy one breaks torch.compile's graph.
+            mask = ops.stack(
+                [
+                    mask[:, i] if m in present else ops.zeros_like(mask[:, i])
+                    for i, m in enumerate(self.modalities)
+                ],
+                axis=1,
+            )
+        standardized[MODALITY_MASK] = mask
         return standardized
 
     def __call__(self, inputs, *args, **kwargs):
