@@ -108,7 +108,8 @@ figure.savefig(os.path.join(figures, "quickstart_subset_accuracy.png"))
 # %%
 weights = mmzoo.plots.modality_weights(classifier, x_test)
 modalities = classifier.backbone.modalities
-print("mean attention:", dict(zip(modalities, weights.mean(0).round(2).tolist())))
+mean_weights = weights.mean(0).round(2).tolist()
+print("mean attention:", dict(zip(modalities, mean_weights)))
 figure = mmzoo.plots.plot_modality_weights(
     weights, labels=y_test, modalities=modalities, examples=40
 )
