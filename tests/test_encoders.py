@@ -352,3 +352,49 @@ def test_backbone_takes_the_preprocessor_output_as_is():
         to_numpy(backbone(without))["fused_output"],
         atol=1e-6,
     )
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_conv_blocks_pool_equals_keras_max_pooling(data_format):
+    """mmzoo's pool (`-inf` edges on PyTorch, for torch.compile) gives what
+    Keras' `MaxPooling2D(padding="same")` gives, odd sizes included, on
+    negative values too."""
+    from mmzoo.models.encoders.conv_blocks import MaxPooling2D
+
+    rng = np.random.default_rng(0)
+    for shape in ((2, 7, 5, 3), (2, 8, 8, 3), (1, 1, 1, 2), (2, 3, 6, 6)):
+        x = rng.standard_normal(shape).astype("float32") - 3.0
+        layer = MaxPooling2D(2, padding="same", data_format=data_format)
+        keras_layer = keras.layers.MaxPooling2D(
+            2, padding="same", data_format=data_format
+        )
+        np.testing.assert_array_equal(
+            to_numpy(layer(x)), to_numpy(keras_layer(x))
+        )
+    assert isinstance(
+        keras.layers.deserialize(keras.layers.serialize(layer)), MaxPooling2D
+    )
+
+
+def test_mel_spectrogram_equals_keras_layer():
+    from mmzoo.models.encoders.mel_spectrogram import MelSpectrogram
+
+    audio = np.random.default_rng(0).standard_normal((2, 3000))
+    audio = audio.astype("float32")
+    kwargs = dict(
+        fft_length=256,
+        sequence_stride=80,
+        sampling_rate=8000,
+        num_mel_bins=40,
+        power_to_db=False,
+    )
+    layer = MelSpectrogram(**kwargs)
+    expected = to_numpy(keras.layers.MelSpectrogram(**kwargs)(audio))
+    np.testing.assert_array_equal(to_numpy(layer(audio)), expected)
+    # In a tf.data pipeline it still runs on TensorFlow, as Keras' does
+    # (another FFT: equal within 1e-4).
+    tf = pytest.importorskip("tensorflow")
+    mapped = tf.data.Dataset.from_tensor_slices(audio).batch(2).map(layer)
+    np.testing.assert_allclose(
+        next(iter(mapped)).numpy(), expected, rtol=1e-4, atol=1e-4
+    )

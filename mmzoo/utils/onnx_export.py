@@ -104,7 +104,6 @@ def dft_whisper_features(converter):
     # NumPy constants, made tensors inside the traced function (an eager
     # tensor would be captured, and become an input of the ONNX graph).
     kernel = dft_kernel(n, n, "hann")
-    mel_filters = np.asarray(converter.mel_filters, "float32")
 
     def features(audio):
         audio = tf.cast(audio, "float32")
@@ -114,12 +113,7 @@ def dft_whisper_features(converter):
         )
         real, imaginary = x[..., :bins], x[..., bins:]
         magnitudes = (real * real + imaginary * imaginary)[:, :-1, :]
-        log_spec = tf.math.log(
-            tf.maximum(tf.matmul(magnitudes, mel_filters), 1e-10)
-        ) / np.log(10.0)
-        floor = tf.reduce_max(log_spec, axis=[1, 2], keepdims=True) - 8.0
-        log_spec = (tf.maximum(log_spec, floor) + 4.0) / 4.0
-        return tf.cast(log_spec, converter.compute_dtype)
+        return converter._log_mel_features(magnitudes)
 
     return features
 

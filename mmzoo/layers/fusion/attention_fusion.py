@@ -132,7 +132,7 @@ class AttentionFusion(ModalityFusion):
         # A masked softmax written out, so that masked tokens get exactly 0,
         # a lone token exactly 1 and an empty row 0 on every backend.
         logits = ops.where(head_mask, logits, ops.full_like(logits, -1e9))
-        logits = logits - ops.max(logits, axis=-1, keepdims=True)
+        logits = logits - ops.amax(logits, axis=-1, keepdims=True)
         weights = ops.where(head_mask, ops.exp(logits), ops.zeros_like(logits))
         total = ops.sum(weights, axis=-1, keepdims=True)
         weights = weights / ops.maximum(total, ops.ones_like(total) * 1e-30)

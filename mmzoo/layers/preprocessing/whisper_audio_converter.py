@@ -169,9 +169,16 @@ class WhisperAudioConverter(keras_hub.layers.WhisperAudioConverter):
                 hann_window(self.num_fft_bins, dtype="float64"), dtype
             ),
         )
-        magnitudes = tf.square(tf.abs(stft[:, :-1, :]))
+        return self._log_mel_features(tf.square(tf.abs(stft[:, :-1, :])))
+
+    def _log_mel_features(self, magnitudes):
+        """Whisper's features from STFT powers `(batch, frames, bins)`
+        (TensorFlow ops, in the powers' dtype): mel bins, log10, clipped 8
+        below each clip's peak, scaled. Shared by the ONNX export, whose
+        STFT is a DFT convolution (`mmzoo.utils.onnx_export`)."""
+        tf = _tf()
         mel_spec = tf.matmul(
-            magnitudes, tf.constant(self.mel_filters, "float64")
+            magnitudes, tf.constant(self.mel_filters, magnitudes.dtype)
         )
         log_spec = tf.math.log(tf.maximum(mel_spec, 1e-10)) / np.log(10.0)
         floor = tf.reduce_max(log_spec, axis=[1, 2], keepdims=True) - 8.0

@@ -5,6 +5,7 @@ from mmzoo.api_export import mmzoo_export
 from mmzoo.layers.masked_average_pooling import MaskedAveragePooling
 from mmzoo.layers.spec_augment import SpecAugment
 from mmzoo.models.encoders.conv_blocks import conv_blocks
+from mmzoo.models.encoders.mel_spectrogram import MelSpectrogram
 from mmzoo.models.encoders.per_clip_decibels import PerClipDecibels
 
 
@@ -72,7 +73,8 @@ class AudioEncoder(Backbone):
         for _ in filters:
             mel_bins_out = -(-mel_bins_out // 2)
         # === Layers ===
-        self.melspectrogram = keras.layers.MelSpectrogram(
+        # Keras' layer, made traceable by torch.compile.
+        self.melspectrogram = MelSpectrogram(
             fft_length=fft_length,
             sequence_stride=sequence_stride,
             sampling_rate=sample_rate,

@@ -44,7 +44,7 @@ class PerClipDecibels(keras.layers.Layer):
         if self.top_db is None:
             return log_spec
         axes = tuple(range(1, len(inputs.shape)))
-        peak = ops.max(log_spec, axis=axes, keepdims=True)
+        peak = ops.amax(log_spec, axis=axes, keepdims=True)
         return ops.maximum(log_spec, peak - self.top_db)
 
     def compute_output_shape(self, input_shape):

@@ -12,6 +12,7 @@ from mmzoo.utils.modality_checks import MODALITY_MASK
 from mmzoo.utils.modality_checks import check_mask_shape
 from mmzoo.utils.modality_checks import check_mask_values
 from mmzoo.utils.modality_checks import present_modalities
+from mmzoo.utils.tracing import torch_compiling
 
 
 def _to_tensor(x):
@@ -27,22 +28,13 @@ def _concrete_numpy(x):
     """`x` as numpy if its values are known now, else `None` (symbolic)."""
     if isinstance(x, np.ndarray):
         return x
-    if isinstance(x, keras.KerasTensor) or _torch_compiling():
+    if isinstance(x, keras.KerasTensor) or torch_compiling():
+        # Values unknown; reading them would break torch.compile's graph.
         return None
     try:
         return np.asarray(ops.convert_to_numpy(x))
     except Exception:  # a traced or graph tensor: values unknown
         return None
-
-
-def _torch_compiling():
-    """Whether `torch.compile` is tracing: values are unknown, and reading
-    them would break its graph (and recompile it for every layer)."""
-    if keras.config.backend() != "torch":
-        return False
-    import torch
-
-    return torch.compiler.is_compiling()
 
 
 def _is_string_dtype(dtype):

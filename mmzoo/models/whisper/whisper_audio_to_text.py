@@ -475,7 +475,7 @@ class WhisperAudioToText(
         self_cache = self._empty_cache(batch, length)
         positions = ops.arange(length, dtype="int32")[None]
         # The first position after the last given token.
-        sample_begin = ops.max(
+        sample_begin = ops.amax(
             ops.where(prompt_mask, positions + 1, 0), axis=-1
         )
 
