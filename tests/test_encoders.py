@@ -325,7 +325,9 @@ def test_text_encoder_takes_and_ignores_segment_ids():
         outputs = to_numpy(encoder(dict(x, segment_ids=segment_ids)))
         for key in expected:
             np.testing.assert_array_equal(outputs[key], expected[key])
-    predicted = encoder.predict(dict(x, segment_ids=np.zeros((2, 6))), verbose=0)
+    predicted = encoder.predict(
+        dict(x, segment_ids=np.zeros((2, 6))), verbose=0
+    )
     np.testing.assert_allclose(
         predicted["pooled_output"], expected["pooled_output"], atol=1e-6
     )
