@@ -73,13 +73,14 @@ def execute(name, tmp_path, env=None):
 # Run once, on the backend that runs them fastest (PyTorch took 89 s and
 # 149 s where TensorFlow took 20 s and 16 s).
 NOTEBOOK_BACKEND = "tensorflow"
-
-
-@pytest.mark.large
-@pytest.mark.skipif(
+runs_once = pytest.mark.skipif(
     keras.backend.backend() != NOTEBOOK_BACKEND,
     reason=f"the notebooks run once, on {NOTEBOOK_BACKEND}",
 )
+
+
+@pytest.mark.large
+@runs_once
 def test_quickstart_notebook_runs_and_draws_its_pictures(tmp_path):
     figures = tmp_path / "figures"
     out = execute(
@@ -94,20 +95,14 @@ def test_quickstart_notebook_runs_and_draws_its_pictures(tmp_path):
 
 
 @pytest.mark.large
-@pytest.mark.skipif(
-    keras.backend.backend() != NOTEBOOK_BACKEND,
-    reason=f"the notebooks run once, on {NOTEBOOK_BACKEND}",
-)
+@runs_once
 def test_multi_task_notebook_runs(tmp_path):
     out = execute("multi_task", tmp_path)
     assert "reloaded outputs identical: True" in out
 
 
 @pytest.mark.large
-@pytest.mark.skipif(
-    keras.backend.backend() != NOTEBOOK_BACKEND,
-    reason=f"the notebooks run once, on {NOTEBOOK_BACKEND}",
-)
+@runs_once
 def test_finetune_minilm_notebook_runs(tmp_path):
     out = execute(
         "finetune_minilm", tmp_path, env={"MMZOO_EXAMPLE_SIZE": "tiny"}
@@ -127,10 +122,7 @@ def test_finetune_minilm_notebook_runs(tmp_path):
 
 
 @pytest.mark.large
-@pytest.mark.skipif(
-    keras.backend.backend() != NOTEBOOK_BACKEND,
-    reason=f"the notebooks run once, on {NOTEBOOK_BACKEND}",
-)
+@runs_once
 def test_speech_translation_notebook_runs(tmp_path):
     out = execute(
         "speech_translation", tmp_path, env={"MMZOO_EXAMPLE_SIZE": "tiny"}

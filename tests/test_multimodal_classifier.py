@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from helpers import raw_batch
 from helpers import tiny_classifier
+from helpers import tiny_encoders
 
 import mmzoo
 
@@ -174,14 +175,7 @@ def test_torch_compile_traces_whole_steps_and_trains_as_eager():
                 "image": mmzoo.models.ImageEncoder(
                     image_shape=(7, 7, 1), filters=(4, 8), hidden_dim=8
                 ),
-                "audio": mmzoo.models.AudioEncoder(
-                    sample_rate=8000,
-                    num_mel_bins=15,
-                    fft_length=128,
-                    sequence_stride=64,
-                    filters=(4,),
-                    hidden_dim=8,
-                ),
+                "audio": tiny_encoders()["audio"],
             },
             fusion=mmzoo.layers.AttentionFusion(output_dim=8, num_heads=2),
         )
@@ -192,7 +186,8 @@ def test_torch_compile_traces_whole_steps_and_trains_as_eager():
     rng = np.random.default_rng(0)
     x = {
         "image": rng.random((24, 7, 7, 1), dtype="float32"),
-        "audio": rng.standard_normal((24, 1000), dtype="float32"),
+        # 17 frames: an odd number.
+        "audio": rng.standard_normal((24, 1064), dtype="float32"),
     }
     y = rng.integers(0, 3, 24)
     eager, compiled = build(), build()
