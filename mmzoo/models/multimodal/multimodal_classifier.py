@@ -488,12 +488,13 @@ class MultimodalTask(preset_weights.TaskWeightsWithoutBackbone, Task):
         classifier = mmzoo.load("av_digits_attention")
         classifier.export("av_digits_serving")
         served = tf.saved_model.load("av_digits_serving")
-        probabilities = served.serve({"image": images, "audio": waveforms})
+        # What `predict` returns: this preset's head gives logits.
+        logits = served.serve({"image": images, "audio": waveforms})
         image_only = served.serve_image({"image": images})
 
         classifier.export("av_digits.onnx", format="onnx")
         session = onnxruntime.InferenceSession("av_digits.onnx")
-        probabilities = session.run(None, {
+        logits = session.run(None, {
             "image": images,  # uint8 (batch, height, width, 1)
             "audio": waveforms,  # float32 (batch, samples) at 8 kHz
             "modality_mask": np.ones((len(images), 2), "int32"),
