@@ -199,6 +199,29 @@ def test_load_and_class_preset_lists_follow_what_each_preset_holds(
         mmzoo.load(str(tmp_path))
 
 
+def test_load_returns_every_shipped_preset_as_its_class():
+    """`mmzoo.load` on each backend: the class each preset was saved as
+    (read from its own files, not from the catalogue), weights loaded."""
+    shipped = sorted(
+        d
+        for d in os.listdir(presets_root())
+        if os.path.exists(os.path.join(presets_root(), d, "config.json"))
+    )
+    assert len(shipped) >= 12
+    for name in shipped:
+        folder = os.path.join(presets_root(), name)
+        config = "task.json"
+        if not os.path.exists(os.path.join(folder, config)):
+            config = "config.json"
+        with open(os.path.join(folder, config)) as f:
+            saved_as = json.load(f)["registered_name"]
+        model = mmzoo.load(name)
+        assert keras.saving.get_registered_name(type(model)) == saved_as
+        assert model.built and model.count_params() > 0, name
+        del model
+        keras.backend.clear_session()
+
+
 @pytest.mark.one_backend  # files and class lists only: no model is built
 def test_shipped_catalogue_is_short_and_lists_only_loadable_presets():
     shipped = {
