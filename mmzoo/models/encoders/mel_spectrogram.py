@@ -47,7 +47,7 @@ class MelSpectrogram(keras.layers.MelSpectrogram):
     Example:
     ```python
     layer = MelSpectrogram(sampling_rate=8000, num_mel_bins=40)
-    layer(np.zeros((2, 8000), "float32")).shape  # (2, 40, 63)
+    layer(np.zeros((2, 8000), "float32")).shape  # (2, 40, 16)
     ```
     """
 
