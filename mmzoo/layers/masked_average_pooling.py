@@ -29,6 +29,14 @@ class MaskedAveragePooling(keras.layers.Layer):
     ```
     """
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # No weights: built from the start. An unbuilt layer makes Keras'
+        # JAX `predict_on_batch` run the whole model eagerly at every call
+        # to build it (MultimodalBackbone keeps a pooler per modality, used
+        # only for encoders without a pooled output).
+        self.built = True
+
     def call(self, inputs, padding_mask=None):
         if padding_mask is None:
             return ops.mean(inputs, axis=1)
