@@ -358,24 +358,71 @@ def test_backbone_takes_the_preprocessor_output_as_is():
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_conv_blocks_pool_equals_keras_max_pooling(data_format):
-    """mmzoo's pool (`-inf` edges on PyTorch, for torch.compile) gives what
+    """mmzoo's pool (strided slices, or `-inf` edges, on PyTorch) gives what
     Keras' `MaxPooling2D(padding="same")` gives, odd sizes included, on
     negative values too."""
     from mmzoo.models.encoders.conv_blocks import MaxPooling2D
 
     rng = np.random.default_rng(0)
-    for shape in ((2, 7, 5, 3), (2, 8, 8, 3), (1, 1, 1, 2), (2, 3, 6, 6)):
-        x = rng.standard_normal(shape).astype("float32") - 3.0
-        layer = MaxPooling2D(2, padding="same", data_format=data_format)
-        keras_layer = keras.layers.MaxPooling2D(
-            2, padding="same", data_format=data_format
-        )
-        np.testing.assert_array_equal(
-            to_numpy(layer(x)), to_numpy(keras_layer(x))
-        )
+    shapes = ((2, 7, 5, 3), (2, 8, 8, 3), (1, 1, 1, 2), (2, 3, 6, 6))
+    for shape in shapes:
+        for pool_size in (2, 3, (2, 3)):
+            x = rng.standard_normal(shape).astype("float32") - 3.0
+            layer = MaxPooling2D(
+                pool_size, padding="same", data_format=data_format
+            )
+            keras_layer = keras.layers.MaxPooling2D(
+                pool_size, padding="same", data_format=data_format
+            )
+            np.testing.assert_array_equal(
+                to_numpy(layer(x)), to_numpy(keras_layer(x))
+            )
     assert isinstance(
         keras.layers.deserialize(keras.layers.serialize(layer)), MaxPooling2D
     )
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_pooled_conv_equals_keras_conv_then_pool(data_format):
+    """mmzoo's `Conv2D(pool_size=2)` (bias and ReLU after the pool) gives
+    Keras' `Conv2D` then `MaxPooling2D(padding="same")`, with the same
+    weights, and loads them from Keras' layer."""
+    from mmzoo.models.encoders.conv_blocks import Conv2D
+
+    if (
+        data_format == "channels_first"
+        and keras.config.backend() == "tensorflow"
+    ):
+        pytest.skip("TensorFlow has no channels_first Conv2D on CPU")
+    rng = np.random.default_rng(0)
+    for shape in ((2, 7, 5, 3), (2, 8, 6, 3), (1, 1, 1, 3)):
+        x = rng.standard_normal(shape).astype("float32")
+        if data_format == "channels_first":
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        kwargs = dict(padding="same", data_format=data_format)
+        conv = keras.layers.Conv2D(4, 3, activation="relu", **kwargs)
+        conv.build(x.shape)
+        kernel, _ = conv.get_weights()
+        # A bias of both signs: ReLU zeroes some maxima.
+        conv.set_weights([kernel, rng.standard_normal(4).astype("float32")])
+        pool = keras.layers.MaxPooling2D(2, **kwargs)
+        expected = to_numpy(pool(conv(x)))
+        pooled = Conv2D(4, 3, pool_size=2, activation="relu", **kwargs)
+        pooled.build(x.shape)
+        pooled.set_weights(conv.get_weights())
+        np.testing.assert_allclose(to_numpy(pooled(x)), expected, atol=1e-6)
+        assert tuple(pooled.compute_output_shape(x.shape)) == expected.shape
+        # Without `pool_size` it is Keras' layer.
+        plain = Conv2D(4, 3, activation="relu", **kwargs)
+        plain.build(x.shape)
+        plain.set_weights(conv.get_weights())
+        np.testing.assert_array_equal(
+            to_numpy(plain(x)), to_numpy(conv(x))
+        )
+    revived = keras.layers.deserialize(keras.layers.serialize(pooled))
+    assert isinstance(revived, Conv2D) and revived.pool_size == 2
+    with pytest.raises(ValueError, match="pool comes before"):
+        Conv2D(4, 3, pool_size=2, activation="gelu")
 
 
 def test_mel_spectrogram_equals_keras_layer():

@@ -11,18 +11,43 @@ def _edge(x, axis, size):
     return ops.full(shape, float("-inf"), dtype=x.dtype)
 
 
+def _halve(x, axis):
+    """Maximum of neighbouring pairs along `axis`; an odd last one alone.
+
+    Pooling by 2 with `"same"` padding, along one axis, from strided
+    slices: views on every backend, read once.
+    """
+    size = x.shape[axis]
+
+    def take(start, stop=None, step=None):
+        index = [slice(None)] * len(x.shape)
+        index[axis] = slice(start, stop, step)
+        return x[tuple(index)]
+
+    pairs = size // 2
+    evens = take(0, 2 * pairs, 2)
+    odds = take(1, 2 * pairs, 2)
+    pooled = ops.maximum(evens, odds)
+    if size % 2:
+        pooled = ops.concatenate([pooled, take(size - 1, size)], axis)
+    return pooled
+
+
 @keras.saving.register_keras_serializable(package="mmzoo")
 class MaxPooling2D(keras.layers.MaxPooling2D):
-    """`keras.layers.MaxPooling2D` that `torch.compile` can differentiate.
+    """`keras.layers.MaxPooling2D`, fast on PyTorch and traceable there.
 
-    The same results. With `"same"` padding that is uneven (an odd size
-    pooled by 2), Keras' PyTorch backend pads by repeating the edge
-    (`replication_pad2d`), whose backward pass torch.compile (2.13, CPU)
-    mistakes the memory layout of on the encoders' channels-last planes
-    (an `assert_size_stride` error in `replication_pad2d_backward`). There
-    the padding is `-inf` instead: a maximum never picks it, so the values
-    and gradients are the same. Other backends and even padding use
-    Keras' own.
+    The same results. On PyTorch, Keras' pool copies channels-last inputs
+    to channels first and back and runs PyTorch's channels-first kernel
+    (about a third of an mmzoo CNN encoder's time at batch 64), and with
+    uneven `"same"` padding (an odd size pooled by 2) it pads by repeating
+    the edge (`replication_pad2d`), whose backward pass torch.compile
+    (2.13, CPU) mistakes the memory layout of (an `assert_size_stride`
+    error). On PyTorch, a 2×2 pool with stride 2 (the encoders' pool) is
+    therefore the maximum of strided slices, an odd edge kept alone (what
+    `"same"` padding gives), 2-4× faster; other uneven `"same"` pools
+    pad with `-inf`. A maximum never picks the padding, so the values are
+    the same. Other backends use Keras' own.
 
     Example:
     ```python
@@ -35,6 +60,9 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
         if keras.config.backend() != "torch" or self.padding != "same":
             return super().call(inputs)
         channels_last = self.data_format == "channels_last"
+        first = 1 if channels_last else 2
+        if tuple(self.pool_size) == (2, 2) and tuple(self.strides) == (2, 2):
+            return _halve(_halve(inputs, first), first + 1)
         spatial = inputs.shape[1:-1] if channels_last else inputs.shape[2:]
         pads = []
         for size, pool, stride in zip(
@@ -47,7 +75,6 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
         # `-inf` edges concatenated (`ops.pad` would make a new Keras
         # operation, and name, at every call: torch.compile breaks its graph
         # on that).
-        first = 1 if channels_last else 2
         padded = inputs
         for axis, (before, after) in enumerate(pads, start=first):
             parts = [_edge(padded, axis, before), padded]
@@ -62,8 +89,92 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
         )
 
 
+# Activations that never decrease: `max(f(x + b)) == f(max(x) + b)`.
+_MONOTONIC = ("relu", "relu6", "elu", "selu", "sigmoid", "tanh", "linear")
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class Conv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D`, optionally max pooled before its bias.
+
+    With `pool_size`, returns what `MaxPooling2D(pool_size,
+    padding="same")` returns on `keras.layers.Conv2D(...)`'s outputs,
+    computed in the cheaper order
+    `activation(pool(conv(x)) + bias)`: the same values (adding a
+    per-channel bias and a non-decreasing activation commute with a
+    maximum, rounding included), but the bias and activation touch a
+    `pool_size`-times smaller tensor. At batch 64 the first audio conv's
+    output is 33 MB, and on PyTorch every new tensor that large is fresh
+    memory from the OS (page faults): adding the bias and applying ReLU
+    took as long as the convolution. The weights are Keras' `Conv2D`'s
+    (`kernel`, `bias`), and so is the class name, which Keras' weight files
+    key layers by: the seed CNN's saved weights load into it.
+
+    Args:
+        filters, kernel_size, **kwargs: as `keras.layers.Conv2D`.
+        pool_size: `None` (the default: Keras' `Conv2D`), or an int or
+            tuple, the max pool's size and strides.
+        activation: with `pool_size`, a non-decreasing activation
+            (`"relu"`, `"relu6"`, `"elu"`, `"selu"`, `"sigmoid"`, `"tanh"`,
+            `"linear"`) or `None`: only those commute with the maximum.
+
+    Example:
+    ```python
+    layer = Conv2D(8, 3, pool_size=2, padding="same", activation="relu")
+    layer(np.zeros((1, 7, 7, 3), "float32")).shape  # (1, 4, 4, 8)
+    ```
+    """
+
+    def __init__(self, filters, kernel_size, pool_size=None, **kwargs):
+        activation = kwargs.get("activation")
+        monotonic = activation is None or activation in _MONOTONIC
+        if pool_size is not None and not monotonic:
+            raise ValueError(
+                "`activation` must be one of "
+                f"{_MONOTONIC} or None: the pool comes before it. "
+                f"Received: activation={activation!r}"
+            )
+        super().__init__(filters, kernel_size, **kwargs)
+        self.pool_size = pool_size
+        self.pool = None
+        if pool_size is not None:
+            self.pool = MaxPooling2D(
+                pool_size,
+                padding="same",
+                data_format=self.data_format,
+                dtype=self.dtype_policy,
+                name="pool",
+            )
+
+    def call(self, inputs):
+        if self.pool is None:
+            return super().call(inputs)
+        outputs = self.pool(self.convolution_op(inputs, self.kernel))
+        if self.use_bias:
+            if self.data_format == "channels_last":
+                shape = (1, 1, 1, self.filters)
+            else:
+                shape = (1, self.filters, 1, 1)
+            outputs = ops.add(outputs, ops.reshape(self.bias, shape))
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        shape = super().compute_output_shape(input_shape)
+        if self.pool is None:
+            return shape
+        return self.pool.compute_output_shape(shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config["pool_size"] = self.pool_size
+        return config
+
+
 def conv_blocks(filters, dtype, name, data_format="channels_last"):
-    """The seed CNN's blocks: `[Conv2D 3×3 + ReLU, MaxPool 2×2]` per filter.
+    """The seed CNN's blocks: `Conv2D 3×3 + ReLU, MaxPool 2×2` per filter,
+    one mmzoo `Conv2D` with `pool_size=2` each.
 
     Pools use `"same"` padding, so any input size of at least one pixel
     gives a feature map (sizes halve, rounding up). `data_format` is always
@@ -72,24 +183,17 @@ def conv_blocks(filters, dtype, name, data_format="channels_last"):
     """
     blocks = []
     for i, width in enumerate(filters):
+        # Named as the seed's conv layers, whose weights it holds.
         blocks.append(
-            keras.layers.Conv2D(
+            Conv2D(
                 width,
                 3,
+                pool_size=2,
                 padding="same",
                 activation="relu",
                 data_format=data_format,
                 dtype=dtype,
                 name=f"{name}_conv_{i}",
-            )
-        )
-        blocks.append(
-            MaxPooling2D(
-                2,
-                padding="same",
-                data_format=data_format,
-                dtype=dtype,
-                name=f"{name}_pool_{i}",
             )
         )
     return blocks
