@@ -4,6 +4,7 @@ import subprocess
 import sys
 import zipfile
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -220,6 +221,62 @@ def test_load_returns_every_shipped_preset_as_its_class():
         assert model.built and model.count_params() > 0, name
         del model
         keras.backend.clear_session()
+
+
+def test_load_computes_no_initial_value_the_preset_replaces(monkeypatch):
+    """On JAX (where each random initialiser is an XLA compile) a preset's
+    weights are not first initialised; on every backend the loaded model
+    equals the saved weights, keeps no variable without a value, leaves
+    Keras' list of deferred variables as it was, and trains."""
+    from keras.src.backend.common import global_state
+
+    calls = []
+    glorot_call = keras.initializers.GlorotUniform.__call__
+
+    def counting(self, *args, **kwargs):
+        value = glorot_call(self, *args, **kwargs)
+        if keras.config.backend() == "jax":
+            import jax
+
+            if isinstance(value, jax.core.Tracer):
+                return value  # shapes traced while building: no compile
+        calls.append(args)
+        return value
+
+    monkeypatch.setattr(keras.initializers.GlorotUniform, "__call__", counting)
+    task = mmzoo.load("av_digits_attention")
+    if keras.config.backend() == "jax":
+        assert calls == []
+    else:
+        assert calls  # built as usual, then loaded
+    assert all(v._value is not None for v in task.variables)
+    pending = global_state.get_global_attribute("uninitialized_variables")
+    assert not pending
+    with keras.StatelessScope():  # initialises deferred variables on exit
+        pass
+    # Every weight in the preset's files is one of the model's, exactly.
+    values = [keras.ops.convert_to_numpy(v) for v in task.weights]
+    folder = os.path.join(presets_root(), "av_digits_attention")
+    stored = []
+    for file in ("model.weights.h5", "task.weights.h5"):
+        with h5py.File(os.path.join(folder, file)) as f:
+            f.visititems(
+                lambda _, obj: stored.append(obj[()])
+                if isinstance(obj, h5py.Dataset)
+                else None
+            )
+    assert len(stored) == len(values)
+    for array in stored:
+        assert any(
+            v.shape == array.shape and np.array_equal(v, array)
+            for v in values
+        )
+    # The default compile happened after loading, and training runs.
+    assert task.optimizer is not None
+    x, y = mmzoo.datasets.load_av_digits("test", verbose=False)
+    x = {name: x[name][:8] for name in task.backbone.modalities}
+    history = task.fit(x, y[:8], epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
 
 
 @pytest.mark.one_backend  # files and class lists only: no model is built

@@ -22,6 +22,7 @@ import numpy as np
 from keras_hub.src.utils import preset_utils
 
 from mmzoo.utils import preset_files
+from mmzoo.utils.deferred_variables import deferring
 
 DELTA_WEIGHTS_FILE = "model.delta.npz"
 _NUM_WEIGHTS = "__num_weights__"
@@ -222,7 +223,7 @@ def _missing_weights(error):
     return any(name in str(error) for name in names)
 
 
-def _load(load_fn, preset, load_weights, restore, **kwargs):
+def _load(load_fn, preset, load_weights, restore, task=False, **kwargs):
     """Load with keras-hub, or from package weights and a delta file.
 
     A local preset is inspected first. A remote handle (`hf://`,
@@ -238,17 +239,26 @@ def _load(load_fn, preset, load_weights, restore, **kwargs):
     if not load_weights:
         return load_fn(preset, load_weights=False, **kwargs)
     if local is not None:
-        has_full = any(
-            os.path.exists(os.path.join(local, name))
-            for name in (
-                preset_utils.MODEL_WEIGHTS_FILE,
-                preset_utils.SHARDED_MODEL_WEIGHTS_CONFIG_FILE,
-            )
-        )
-        if has_full:
+        if os.path.exists(
+            os.path.join(local, preset_utils.SHARDED_MODEL_WEIGHTS_CONFIG_FILE)
+        ):
             return load_fn(preset, load_weights=True, **kwargs)
-        # No full weights: package weights and the delta file, and
-        # `restore_weights` names the missing file if there are neither.
+        # Full weights (`model.weights.h5`), or package weights and the
+        # delta file (`restore_weights` names the missing file if there
+        # are neither), loaded into a model built without computing the
+        # initial values they replace.
+        # A task compiles (making optimizer variables, which cannot wait
+        # for values) once its weights are in.
+        build_kwargs = {"compile": False} if task else {}
+        with deferring() as created:
+            model = load_fn(
+                preset, load_weights=False, **build_kwargs, **kwargs
+            )
+        restore(model, preset)
+        created.finish()
+        if task:
+            model.compile()
+        return model
     else:
         try:
             return load_fn(preset, load_weights=True, **kwargs)
@@ -284,7 +294,7 @@ class TaskWeightsWithoutBackbone:
 
     def _objects_outside_task(self):
         skip = list(self.backbone._flatten_layers())
-        if self.optimizer is not None:
+        if getattr(self, "optimizer", None) is not None:
             skip.append(self.optimizer)
         return skip
 
@@ -313,14 +323,18 @@ def load_task(load_fn, preset, load_weights, **kwargs):
 
     def restore(task, preset):
         restore_weights(task.backbone, preset)
-        if _has_file(preset, preset_utils.TASK_WEIGHTS_FILE) and _task_matches(
-            preset, task
+        # As keras-hub: no task weights for a classifier given its own
+        # `num_classes`.
+        if (
+            "num_classes" not in kwargs
+            and _has_file(preset, preset_utils.TASK_WEIGHTS_FILE)
+            and _task_matches(preset, task)
         ):
             task.load_task_weights(
                 preset_utils.get_file(preset, preset_utils.TASK_WEIGHTS_FILE)
             )
 
-    return _load(load_fn, preset, load_weights, restore, **kwargs)
+    return _load(load_fn, preset, load_weights, restore, task=True, **kwargs)
 
 
 def _task_matches(preset, task):
@@ -332,7 +346,13 @@ def _task_matches(preset, task):
 
 
 def restore_weights(model, preset):
-    """Load package weights, then the preset's delta, into `model`."""
+    """Load the preset's full weights, or package weights then the
+    preset's delta, into `model`."""
+    if _has_file(preset, preset_utils.MODEL_WEIGHTS_FILE):
+        model.load_weights(
+            preset_utils.get_file(preset, preset_utils.MODEL_WEIGHTS_FILE)
+        )
+        return
     has_delta = _has_file(preset, DELTA_WEIGHTS_FILE)
     if not package_layers(model) and not has_delta:
         raise FileNotFoundError(
