@@ -254,8 +254,7 @@ def _load(load_fn, preset, load_weights, restore, task=False, **kwargs):
             model = load_fn(
                 preset, load_weights=False, **build_kwargs, **kwargs
             )
-        restore(model, preset)
-        created.finish()
+        created.load(model, lambda: restore(model, preset))
         if task:
             model.compile()
         return model
