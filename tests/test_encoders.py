@@ -374,9 +374,11 @@ def test_conv_blocks_pool_equals_keras_max_pooling(data_format):
             keras_layer = keras.layers.MaxPooling2D(
                 pool_size, padding="same", data_format=data_format
             )
-            np.testing.assert_array_equal(
-                to_numpy(layer(x)), to_numpy(keras_layer(x))
-            )
+            expected = to_numpy(keras_layer(x))
+            for training in (False, True):  # two ways on PyTorch
+                np.testing.assert_array_equal(
+                    to_numpy(layer(x, training=training)), expected
+                )
     assert isinstance(
         keras.layers.deserialize(keras.layers.serialize(layer)), MaxPooling2D
     )
