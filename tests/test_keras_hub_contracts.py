@@ -203,6 +203,42 @@ class MaskedAveragePoolingTest(TestCase):
         )
 
 
+class ConvBlockLayersTest(TestCase):
+    """The encoders' conv blocks: mmzoo's `Conv2D(pool_size=2)` (bias and
+    ReLU after the pool) and `MaxPooling2D` (strided slices on PyTorch)."""
+
+    def test_pooled_conv(self):
+        from mmzoo.models.encoders.conv_blocks import Conv2D
+
+        x = np.random.default_rng(0).random((BATCH, 7, 5, 3)).astype("float32")
+        self.run_layer_test(
+            cls=Conv2D,
+            init_kwargs={
+                "filters": 4,
+                "kernel_size": 3,
+                "pool_size": 2,
+                "padding": "same",
+                "activation": "relu",
+            },
+            input_data=tensors(x),
+            expected_output_shape=(BATCH, 4, 3, 4),
+            expected_num_trainable_weights=2,
+        )
+
+    def test_pool(self):
+        from mmzoo.models.encoders.conv_blocks import MaxPooling2D
+
+        x = np.random.default_rng(0).random((BATCH, 7, 5, 3)).astype("float32")
+        expected = keras.layers.MaxPooling2D(2, padding="same")(x)
+        self.run_layer_test(
+            cls=MaxPooling2D,
+            init_kwargs={"pool_size": 2, "padding": "same"},
+            input_data=tensors(x),
+            expected_output_shape=(BATCH, 4, 3, 3),
+            expected_output_data=keras.ops.convert_to_numpy(expected),
+        )
+
+
 class SpecAugmentTest(TestCase):
     def test_layer(self):
         x = np.random.default_rng(0).random((BATCH, 20, 8)).astype("float32")
