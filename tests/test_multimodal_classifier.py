@@ -166,7 +166,12 @@ def test_torch_compile_traces_whole_steps_and_trains_as_eager():
     Keras' trainer calls `backward`), no recompiling once the optimizer's
     gradients exist, and the same training as eager execution. Odd image
     and spectrogram sizes make the pools pad unevenly."""
+    import torch
     from torch._dynamo.utils import counters
+
+    # Compilations by earlier tests in this process would make Dynamo treat
+    # sizes as dynamic here ("automatic dynamic shapes").
+    torch._dynamo.reset()
 
     def build():
         keras.utils.set_random_seed(3)

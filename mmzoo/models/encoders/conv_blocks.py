@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from mmzoo.utils.tracing import torch_compiling
+
 
 def _edge(x, axis, size):
     """`size` slices of `-inf` along `axis` of `x`, or `None`."""
@@ -152,6 +154,13 @@ class Conv2D(keras.layers.Conv2D):
     def call(self, inputs, training=None):
         if self.pool is None:
             return super().call(inputs)
+        if torch_compiling():
+            # Keras' order while torch.compile traces: with the pool's
+            # `-inf` edges straight after the convolution, inductor (2.13,
+            # CPU) fails to lower the convolution's backward pass once it
+            # compiles for dynamic shapes ("Exponent must be
+            # non-negative"). The same values.
+            return self.pool(super().call(inputs), training=training)
         outputs = self.convolution_op(inputs, self.kernel)
         outputs = self.pool(outputs, training=training)
         if self.use_bias:
