@@ -206,7 +206,6 @@ def run(repeats):
     k, t = _interleaved(keras_step, twin_step, repeats)
     row("training step, batch 64", "ms", 1000 * k, 1000 * t, True)
 
-
     rows.append(("first `mmzoo.load` after imports", "s", load, None, None))
     again = _median_time(lambda: mmzoo.load(PRESET), repeats)
     rows.append(("`mmzoo.load` again", "s", again, None, None))

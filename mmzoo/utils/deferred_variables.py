@@ -47,8 +47,8 @@ def _can_defer():
 class _Created:
     """The variables created, without values, in a `deferring()` block."""
 
-    def __init__(self, variables=()):
-        self.variables = list(variables)
+    def __init__(self):
+        self.variables = []
 
     def load(self, model, load_fn):
         """Run `load_fn()` (which assigns `model`'s weights), then give

@@ -246,9 +246,8 @@ def _load(load_fn, preset, load_weights, restore, task=False, **kwargs):
         # Full weights (`model.weights.h5`), or package weights and the
         # delta file (`restore_weights` names the missing file if there
         # are neither), loaded into a model built without computing the
-        # initial values they replace.
-        # A task compiles (making optimizer variables, which cannot wait
-        # for values) once its weights are in.
+        # initial values they replace. A task compiles once its weights
+        # are in (its optimizer's variables cannot wait for values).
         build_kwargs = {"compile": False} if task else {}
         with deferring() as created:
             model = load_fn(
