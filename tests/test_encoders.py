@@ -385,11 +385,23 @@ def test_conv_blocks_pool_equals_keras_max_pooling(data_format):
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
-def test_pooled_conv_equals_keras_conv_then_pool(data_format):
+def test_pooled_conv_equals_keras_conv_then_pool(data_format, monkeypatch):
     """mmzoo's `Conv2D(pool_size=2)` (bias and ReLU after the pool) gives
     Keras' `Conv2D` then `MaxPooling2D(padding="same")`, with the same
-    weights, and loads them from Keras' layer."""
+    weights, and loads them from Keras' layer; in training too, and with
+    the batch convolved in uneven chunks (PyTorch inference)."""
+    from mmzoo.models.encoders import conv_blocks
     from mmzoo.models.encoders.conv_blocks import Conv2D
+
+    # PyTorch inference convolves in chunks of at most 200 bytes of
+    # output (4 float32 channels), as many examples as fit but at least 1.
+    monkeypatch.setattr(conv_blocks, "_CHUNK_BYTES", 200)
+    chunks = {
+        (2, 7, 5, 3): [1, 1],  # 560 bytes each
+        (2, 8, 6, 3): [1, 1],
+        (1, 1, 1, 3): [1],
+        (5, 3, 2, 3): [2, 2, 1],  # 96 each: 480 in 3 chunks
+    }
 
     if (
         data_format == "channels_first"
@@ -397,7 +409,7 @@ def test_pooled_conv_equals_keras_conv_then_pool(data_format):
     ):
         pytest.skip("TensorFlow has no channels_first Conv2D on CPU")
     rng = np.random.default_rng(0)
-    for shape in ((2, 7, 5, 3), (2, 8, 6, 3), (1, 1, 1, 3)):
+    for shape in ((2, 7, 5, 3), (2, 8, 6, 3), (1, 1, 1, 3), (5, 3, 2, 3)):
         x = rng.standard_normal(shape).astype("float32")
         if data_format == "channels_first":
             x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
@@ -412,7 +424,22 @@ def test_pooled_conv_equals_keras_conv_then_pool(data_format):
         pooled = Conv2D(4, 3, pool_size=2, activation="relu", **kwargs)
         pooled.build(x.shape)
         pooled.set_weights(conv.get_weights())
-        np.testing.assert_allclose(to_numpy(pooled(x)), expected, atol=1e-6)
+        convolutions = []
+        convolution_op = pooled.convolution_op
+
+        def counted(inputs, kernel):
+            convolutions.append(inputs.shape[0])
+            return convolution_op(inputs, kernel)
+
+        pooled.convolution_op = counted
+        for training in (False, True):
+            outputs = pooled(x, training=training)
+            np.testing.assert_allclose(to_numpy(outputs), expected, atol=1e-6)
+        # Inference, then training (one convolution).
+        expected_sizes = [shape[0], shape[0]]
+        if keras.config.backend() == "torch":
+            expected_sizes = chunks[shape] + [shape[0]]
+        assert convolutions == expected_sizes
         assert tuple(pooled.compute_output_shape(x.shape)) == expected.shape
         # Without `pool_size` it is Keras' layer.
         plain = Conv2D(4, 3, activation="relu", **kwargs)
@@ -425,6 +452,43 @@ def test_pooled_conv_equals_keras_conv_then_pool(data_format):
     assert isinstance(revived, Conv2D) and revived.pool_size == 2
     with pytest.raises(ValueError, match="pool comes before"):
         Conv2D(4, 3, pool_size=2, activation="gelu")
+
+
+@pytest.mark.skipif(
+    keras.config.backend() != "torch", reason="PyTorch's memory layouts"
+)
+def test_conv_blocks_copy_no_feature_map_on_pytorch():
+    """On PyTorch mmzoo's conv and pool hand oneDNN channels-last tensors
+    as channels-first views: nothing larger than the kernel is copied
+    (Keras' layers copy every input twice), in training too."""
+    import torch
+
+    from mmzoo.models.encoders.conv_blocks import Conv2D
+    from mmzoo.models.encoders.conv_blocks import MaxPooling2D
+
+    x = np.random.default_rng(0).random((2, 9, 7, 3)).astype("float32")
+    x = keras.ops.convert_to_tensor(x)
+    conv = Conv2D(4, 3, pool_size=2, padding="same", activation="relu")
+    conv.build(x.shape)
+    pool = MaxPooling2D(2, padding="same")
+    for layer, training in ((conv, False), (conv, True), (pool, True)):
+        with torch.profiler.profile(record_shapes=True) as profile:
+            outputs = layer(x, training=training)
+        copied = [
+            int(np.prod(event.input_shapes[0]))
+            for event in profile.events()
+            if event.name == "aten::copy_"
+        ]
+        assert all(size <= 4 * 3 * 3 * 3 for size in copied), copied
+        assert outputs.is_contiguous()
+    # Keras' own layer does copy the input (what the test would catch).
+    with torch.profiler.profile(record_shapes=True) as profile:
+        keras.layers.MaxPooling2D(2, padding="same")(x)
+    assert [2, 3, 9, 7] in [
+        list(event.input_shapes[0])
+        for event in profile.events()
+        if event.name == "aten::copy_"
+    ]
 
 
 def test_mel_spectrogram_equals_keras_layer():
