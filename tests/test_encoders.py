@@ -454,6 +454,56 @@ def test_pooled_conv_equals_keras_conv_then_pool(data_format, monkeypatch):
         Conv2D(4, 3, pool_size=2, activation="gelu")
 
 
+def test_conv_blocks_train_as_keras_layers():
+    """A training step through mmzoo's conv and pool (their own gradients
+    on PyTorch and JAX) moves every weight as Keras' Conv2D then
+    MaxPooling2D does, on odd sizes and at batch sizes PyTorch's inference
+    would chunk."""
+    from mmzoo.models.encoders.conv_blocks import Conv2D
+    from mmzoo.models.encoders.conv_blocks import MaxPooling2D
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 7, 5, 2)).astype("float32")
+    y = rng.standard_normal((6, 3)).astype("float32")
+
+    def model(*blocks):
+        inputs = keras.Input((7, 5, 2))
+        outputs = inputs
+        for block in blocks:
+            outputs = block(outputs)
+        outputs = keras.layers.Flatten()(outputs)
+        outputs = keras.layers.Dense(3)(outputs)
+        return keras.Model(inputs, outputs)
+
+    kwargs = dict(padding="same", activation="relu")
+    reference = model(
+        keras.layers.Conv2D(4, 3, **kwargs),
+        keras.layers.MaxPooling2D(2, padding="same"),
+        keras.layers.Conv2D(3, 3, **kwargs),
+        keras.layers.MaxPooling2D(2, padding="same"),
+    )
+    fused = model(
+        Conv2D(4, 3, pool_size=2, **kwargs),
+        Conv2D(3, 3, pool_size=2, **kwargs),
+    )
+    separate = model(
+        keras.layers.Conv2D(4, 3, **kwargs),
+        MaxPooling2D(2, padding="same"),
+        keras.layers.Conv2D(3, 3, **kwargs),
+        MaxPooling2D(2, padding="same"),
+    )
+    weights = reference.get_weights()
+    for m in (reference, fused, separate):
+        m.set_weights(weights)
+        m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        m.train_on_batch(x, y)
+    for m in (fused, separate):
+        for got, expected in zip(m.get_weights(), reference.get_weights()):
+            np.testing.assert_allclose(got, expected, atol=1e-5)
+    # The step moved the convolutions' weights.
+    assert not np.allclose(reference.get_weights()[0], weights[0])
+
+
 @pytest.mark.skipif(
     keras.config.backend() != "torch", reason="PyTorch's memory layouts"
 )
