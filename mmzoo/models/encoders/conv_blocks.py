@@ -52,14 +52,17 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
     other pools, uneven `"same"` padding is `-inf` and the pool PyTorch's,
     given channels-last inputs as a channels-first view without a copy, so
     that PyTorch runs its channels-last kernel (6-8× faster than its
-    channels-first one on the audio encoder's maps). On JAX the 2×2 pool
-    with stride 2 is the strided slices' maximum in training too: XLA's
-    CPU gradient of Keras' pool (`select_and_scatter`) took 99 ms for the
-    audio encoder's first map at batch 64, the slices' 23 ms (a training
-    step of `av_digits_attention` 290 -> 160 ms); where two inputs tie for
-    the maximum, the slices share its gradient between them (another
-    subgradient; the pool gives it all to one). A maximum never picks the
-    padding, so the values are the same. TensorFlow uses Keras' own.
+    channels-first one on the audio encoder's maps). On JAX it is the
+    other way round: the 2×2 pool with stride 2 is the strided slices'
+    maximum in training, since XLA's CPU gradient of Keras' pool
+    (`select_and_scatter`) took 99 ms for the audio encoder's first map at
+    batch 64, the slices' 23 ms (a training step of `av_digits_attention`
+    290 -> 160 ms), and Keras' pool outside training, which XLA compiles
+    better there (2.4× the slices' speed at batch 256). Where two inputs
+    tie for the maximum, the slices share its gradient between them
+    (another subgradient; the pool gives it all to one). A maximum never
+    picks the padding, so the values are the same. TensorFlow uses Keras'
+    own.
 
     Example:
     ```python
@@ -75,7 +78,8 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
         channels_last = self.data_format == "channels_last"
         first = 1 if channels_last else 2
         pairs = tuple(self.pool_size) == tuple(self.strides) == (2, 2)
-        if pairs and (backend == "jax" or not training):
+        halve = training if backend == "jax" else not training
+        if pairs and halve:
             return _halve(_halve(inputs, first), first + 1)
         if backend == "jax":
             return super().call(inputs)
