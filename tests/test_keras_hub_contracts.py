@@ -239,6 +239,38 @@ class ConvBlockLayersTest(TestCase):
         )
 
 
+class ConvolutionMatmulLayersTest(TestCase):
+    """Dense layers whose products are 1×1 convolutions on PyTorch."""
+
+    def test_dense(self):
+        from mmzoo.utils.convolution_matmul import Dense
+
+        x = np.random.default_rng(0).random((2, 300, 4)).astype("float32")
+        self.run_layer_test(
+            cls=Dense,
+            init_kwargs={"units": 3, "activation": "relu"},
+            input_data=tensors(x),
+            expected_output_shape=(2, 300, 3),
+            expected_num_trainable_weights=2,
+        )
+
+    def test_einsum_dense(self):
+        from mmzoo.utils.convolution_matmul import EinsumDense
+
+        x = np.random.default_rng(0).random((2, 300, 4)).astype("float32")
+        self.run_layer_test(
+            cls=EinsumDense,
+            init_kwargs={
+                "equation": "abc,cde->abde",
+                "output_shape": (300, 2, 3),
+                "bias_axes": "de",
+            },
+            input_data=tensors(x),
+            expected_output_shape=(2, 300, 2, 3),
+            expected_num_trainable_weights=2,
+        )
+
+
 class SpecAugmentTest(TestCase):
     def test_layer(self):
         x = np.random.default_rng(0).random((BATCH, 20, 8)).astype("float32")

@@ -11,6 +11,7 @@ from mmzoo.layers.masked_average_pooling import MaskedAveragePooling
 from mmzoo.models.whisper import whisper_package
 from mmzoo.presets import check_preset
 from mmzoo.utils import preset_weights
+from mmzoo.utils.convolution_matmul import use_convolution_matmuls
 from mmzoo.utils.pretrained_packages import get_package
 
 _ENCODER_ARGS = (
@@ -188,6 +189,9 @@ class WhisperAudioEncoder(Backbone):
         self.pretrained_weights = pretrained_weights
         # MultimodalBackbone fills a missing modality with this many frames.
         self.min_sequence_length = 2
+        # PyTorch: the dense products as oneDNN 1×1 convolutions (MKL's
+        # float32 matmul is half as fast on AMD CPUs); a no-op elsewhere.
+        use_convolution_matmuls(self)
 
     def _check_features(self, features):
         """Refuse what is not `(batch, frames, num_mels)` float features.

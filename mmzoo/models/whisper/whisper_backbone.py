@@ -11,6 +11,7 @@ from mmzoo.models.whisper.ctranslate2_conversion import (
 )
 from mmzoo.presets import check_preset
 from mmzoo.utils import preset_weights
+from mmzoo.utils.convolution_matmul import use_convolution_matmuls
 from mmzoo.utils.pretrained_packages import get_package
 
 
@@ -70,6 +71,9 @@ class WhisperBackbone(keras_hub.models.WhisperBackbone):
             get_package(pretrained_weights)  # a clear error if unknown
         super().__init__(*args, **kwargs)
         self.pretrained_weights = pretrained_weights
+        # PyTorch: the dense products as oneDNN 1×1 convolutions (MKL's
+        # float32 matmul is half as fast on AMD CPUs); a no-op elsewhere.
+        use_convolution_matmuls(self)
 
     def package_weight_values(self):
         """`[(variable, value)]` for the weights taken from the package."""
