@@ -253,6 +253,20 @@ class WhisperAudioEncoder(Backbone):
         self._check_features(inputs)
         return super().call(inputs, training=training, mask=mask)
 
+    def _resolve_auto_jit_compile(self):
+        # Keras leaves XLA off for TensorFlow on CPU-only machines. This
+        # encoder's XLA program is faster there too (Whisper base, 2 CPU
+        # cores, time over CTranslate2's: 1.30 -> 0.96 at 1 s windows, 1.23
+        # -> 0.92 at 3 s, 0.72 -> 0.70 at 30 s; compiling a window length
+        # took 0.5 s more than tracing it), so `jit_compile="auto"` (the
+        # default) means XLA on TensorFlow wherever Keras supports it.
+        if keras.config.backend() != "tensorflow":
+            return super()._resolve_auto_jit_compile()
+        from keras.src.trainers.trainer import model_supports_jit
+
+        distributed = getattr(self, "_distribute_strategy", None)
+        return not distributed and model_supports_jit(self)
+
     def predict(self, x, *args, **kwargs):
         """`keras.Model.predict`; array features are checked eagerly first
         (shape, dtype, NaN or infinite values)."""
