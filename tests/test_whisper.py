@@ -495,3 +495,46 @@ def test_preset_loads_by_name_without_converting_twice(whisper_base):
             "whisper_base_multi"
         )
     assert converter.audio_shape() == (3000, 80)
+
+
+def test_encoder_attention_in_query_chunks_equals_whole(monkeypatch):
+    """JAX's Whisper attention runs in query chunks (a patched 1 KB score
+    budget: chunks of 4 of 30 queries); the encoder's outputs equal
+    keras-hub's unchunked attention's."""
+    from keras_hub.src.models.whisper import (
+        whisper_cached_multi_head_attention,
+    )
+
+    from mmzoo.models.whisper import chunked_attention
+
+    encoder = WhisperAudioEncoder(**{**TINY, "num_layers": 1})
+    attention = [
+        layer
+        for layer in encoder._flatten_layers(recursive=True)
+        if "attention" in type(layer).__name__.lower()
+    ]
+    jax = keras.config.backend() == "jax"
+    expected_class = (
+        chunked_attention.WhisperCachedMultiHeadAttention
+        if jax
+        else whisper_cached_multi_head_attention.WhisperCachedMultiHeadAttention
+    )
+    assert attention and all(type(a) is expected_class for a in attention)
+    x = whisper_inputs(60)["encoder_features"]
+    whole = keras.ops.convert_to_numpy(encoder(x)["sequence_output"])
+    # 2 examples × 2 heads × 30 keys × 4 bytes = 480 bytes per query.
+    monkeypatch.setattr(chunked_attention, "SCORE_BYTES", 2000)
+    calls = []
+    keras_hub_class = (
+        whisper_cached_multi_head_attention.WhisperCachedMultiHeadAttention
+    )
+    original = keras_hub_class._compute_attention
+
+    def counted(self, query, *args, **kwargs):
+        calls.append(query.shape[1])
+        return original(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(keras_hub_class, "_compute_attention", counted)
+    chunked = keras.ops.convert_to_numpy(encoder(x)["sequence_output"])
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)
+    assert calls == ([4] * 7 + [2] if jax else [30])

@@ -9,6 +9,7 @@ from keras_hub.src.utils.python_utils import classproperty
 from mmzoo.api_export import mmzoo_export
 from mmzoo.layers.masked_average_pooling import MaskedAveragePooling
 from mmzoo.models.whisper import whisper_package
+from mmzoo.models.whisper.chunked_attention import use_chunked_attention
 from mmzoo.presets import check_preset
 from mmzoo.utils import preset_weights
 from mmzoo.utils.convolution_matmul import use_convolution_matmuls
@@ -192,6 +193,8 @@ class WhisperAudioEncoder(Backbone):
         # PyTorch: the dense products as oneDNN 1×1 convolutions (MKL's
         # float32 matmul is half as fast on AMD CPUs); a no-op elsewhere.
         use_convolution_matmuls(self)
+        # JAX: the encoder's attention in query chunks (less fresh memory).
+        use_chunked_attention(self)
 
     def _check_features(self, features):
         """Refuse what is not `(batch, frames, num_mels)` float features.

@@ -6,6 +6,7 @@ from mmzoo.layers.preprocessing.whisper_audio_converter import (
     WhisperAudioConverter,
 )
 from mmzoo.models.whisper import whisper_package
+from mmzoo.models.whisper.chunked_attention import use_chunked_attention
 from mmzoo.models.whisper.ctranslate2_conversion import (
     convert_ctranslate2_whisper,
 )
@@ -74,6 +75,8 @@ class WhisperBackbone(keras_hub.models.WhisperBackbone):
         # PyTorch: the dense products as oneDNN 1×1 convolutions (MKL's
         # float32 matmul is half as fast on AMD CPUs); a no-op elsewhere.
         use_convolution_matmuls(self)
+        # JAX: the encoder's attention in query chunks (less fresh memory).
+        use_chunked_attention(self)
 
     def package_weight_values(self):
         """`[(variable, value)]` for the weights taken from the package."""
