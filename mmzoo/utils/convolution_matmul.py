@@ -50,7 +50,7 @@ def _convolves(x, kernel, lead):
     is to be a convolution."""
     return (
         keras.config.backend() == "torch"
-        and None not in lead
+        and all(isinstance(n, int) for n in lead)  # no unknown sizes
         and not torch_compiling()
         and keras.backend.standardize_dtype(x.dtype) == "float32"
         and keras.backend.standardize_dtype(kernel.dtype) == "float32"

@@ -69,7 +69,9 @@ class WhisperCachedMultiHeadAttention(KerasHubAttention):
             and attention_mask is None
             and not return_attention_scores
             and not kwargs.get("use_causal_mask")
-            and None not in (queries, keys, batch, heads)
+            # Known sizes only (not `None`, nor a symbolic size of
+            # `jax.export`'s shape polymorphism).
+            and all(isinstance(n, int) for n in (queries, keys, batch, heads))
         ):
             itemsize = 4 if self.compute_dtype == "float32" else 2
             per_query = batch * heads * keys * itemsize
