@@ -19,6 +19,7 @@ import math
 import keras
 from keras import ops
 
+from mmzoo.utils.layer_classes import switch_layer_classes
 from mmzoo.utils.tracing import torch_compiling
 
 # Fewer rows than this: `torch.matmul` is faster (the kernel's re-layout
@@ -155,12 +156,4 @@ def use_convolution_matmuls(model):
     layers' Python class changes: weights, names, configs and saved files
     are Keras'. Returns the number of layers switched.
     """
-    if keras.config.backend() != "torch":
-        return 0
-    switched = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        swap = _SWAPS.get(type(layer))
-        if swap is not None:
-            layer.__class__ = swap
-            switched += 1
-    return switched
+    return switch_layer_classes(model, _SWAPS, "torch")

@@ -35,6 +35,13 @@ def _halve(x, axis):
     return pooled
 
 
+def _on_channels_first_view(op, inputs):
+    """`op` (a channels-first op) on channels-last `inputs` seen as a
+    channels-first view with channels-last strides, its outputs viewed
+    back: no copy on PyTorch, whose kernels then run channels last."""
+    return ops.transpose(op(ops.transpose(inputs, (0, 3, 1, 2))), (0, 2, 3, 1))
+
+
 @keras.saving.register_keras_serializable(package="mmzoo")
 class MaxPooling2D(keras.layers.MaxPooling2D):
     """`keras.layers.MaxPooling2D`, fast on PyTorch and JAX.
@@ -111,17 +118,18 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
                 padding=padding,
                 data_format=self.data_format,
             )
-        # Keras would copy channels-last inputs to channels first: a
-        # channels-first view with channels-last strides, no copy, runs
-        # PyTorch's channels-last kernel.
-        outputs = ops.max_pool(
-            ops.transpose(inputs, (0, 3, 1, 2)),
-            self.pool_size,
-            self.strides,
-            padding=padding,
-            data_format="channels_first",
+        # Keras would copy channels-last inputs to channels first; the view
+        # runs PyTorch's channels-last kernel.
+        return _on_channels_first_view(
+            lambda x: ops.max_pool(
+                x,
+                self.pool_size,
+                self.strides,
+                padding=padding,
+                data_format="channels_first",
+            ),
+            inputs,
         )
-        return ops.transpose(outputs, (0, 2, 3, 1))
 
 
 # PyTorch inference convolves batches in chunks whose outputs are at most
@@ -220,18 +228,19 @@ class Conv2D(keras.layers.Conv2D):
         if not torch or self.data_format != "channels_last":
             return super().convolution_op(inputs, kernel)
         # On PyTorch Keras copies channels-last inputs to channels first,
-        # then to channels-last memory again for oneDNN. A channels-first
-        # view with channels-last strides is what oneDNN wants, uncopied;
-        # its outputs have channels-last strides too, viewed back.
-        outputs = ops.conv(
-            ops.transpose(inputs, (0, 3, 1, 2)),
-            kernel,
-            strides=self.strides,
-            padding=self.padding,
-            dilation_rate=self.dilation_rate,
-            data_format="channels_first",
+        # then to channels-last memory again for oneDNN, which takes the
+        # view as it is.
+        return _on_channels_first_view(
+            lambda x: ops.conv(
+                x,
+                kernel,
+                strides=self.strides,
+                padding=self.padding,
+                dilation_rate=self.dilation_rate,
+                data_format="channels_first",
+            ),
+            inputs,
         )
-        return ops.transpose(outputs, (0, 2, 3, 1))
 
     def _pooled_convolution(self, inputs, training):
         batch = inputs.shape[0]

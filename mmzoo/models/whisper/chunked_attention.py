@@ -19,6 +19,8 @@ from keras_hub.src.models.whisper.whisper_cached_multi_head_attention import (
     WhisperCachedMultiHeadAttention as KerasHubAttention,
 )
 
+from mmzoo.utils.layer_classes import switch_layer_classes
+
 # The largest scores tensor of one chunk, in bytes.
 SCORE_BYTES = 32 * 2**20
 
@@ -73,8 +75,7 @@ class WhisperCachedMultiHeadAttention(KerasHubAttention):
             # `jax.export`'s shape polymorphism).
             and all(isinstance(n, int) for n in (queries, keys, batch, heads))
         ):
-            itemsize = 4 if self.compute_dtype == "float32" else 2
-            per_query = batch * heads * keys * itemsize
+            per_query = batch * heads * keys * query.dtype.itemsize
             chunk = max(1, SCORE_BYTES // per_query)
         if chunk is None or chunk >= queries:
             return whole(query)
@@ -88,11 +89,5 @@ class WhisperCachedMultiHeadAttention(KerasHubAttention):
 def use_chunked_attention(model):
     """Switches keras-hub's Whisper attention layers inside `model` to the
     class above, on JAX (elsewhere nothing changes). Returns how many."""
-    if keras.config.backend() != "jax":
-        return 0
-    switched = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if type(layer) is KerasHubAttention:
-            layer.__class__ = WhisperCachedMultiHeadAttention
-            switched += 1
-    return switched
+    swaps = {KerasHubAttention: WhisperCachedMultiHeadAttention}
+    return switch_layer_classes(model, swaps, "jax")
