@@ -13,7 +13,7 @@ TORCH = keras.config.backend() == "torch"
 
 
 def _kernels_used(fn):
-    """(convolutions, matrix products) PyTorch ran in `fn()`."""
+    """(convolutions, matrix products, copies) PyTorch ran in `fn()`."""
     import torch
 
     with torch.profiler.profile() as profile:
@@ -23,7 +23,7 @@ def _kernels_used(fn):
     products = sum(
         names.count(n) for n in ("aten::mm", "aten::bmm", "aten::matmul")
     )
-    return convolutions, products
+    return convolutions, products, names.count("aten::copy_")
 
 
 def test_contracted_axes():
@@ -78,11 +78,16 @@ def test_layers_equal_keras_layers(rows):
         got = to_numpy(layer(inputs))
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
         if TORCH:
-            convolutions, products = _kernels_used(lambda: layer(inputs))
+            convolutions, products, copies = _kernels_used(
+                lambda: layer(inputs)
+            )
             dense_form = kwargs.get("equation") != "abc,dc->abd"
             convolved = dense_form and rows >= cm.MIN_ROWS
             assert convolutions == (1 if convolved else 0)
             assert (products == 0) == convolved
+            if convolved:
+                # The kernel goes to oneDNN as it is stored: no copy.
+                assert copies == 0
 
 
 def test_mixed_precision_keeps_keras_product():

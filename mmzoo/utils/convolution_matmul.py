@@ -1,17 +1,20 @@
-"""Dense layers' products as 1×1 convolutions on PyTorch.
+"""Dense layers' products as 1×1 transposed convolutions on PyTorch.
 
 PyTorch multiplies float32 matrices with MKL's `sgemm`, which on AMD CPUs
 runs at about half the rate of oneDNN's kernels: on a 2-core AMD EPYC, one
 `(800, 512) × (512, 2048)` product runs at 230 GFLOP/s through
-`torch.matmul` and 475 as a 1×1 convolution over a channels-last view
-(oneDNN), 453 in TensorFlow and 501 in JAX. The same product written as
-such a convolution with `keras.ops` (the kernel re-laid out at every call)
-runs at 250-470 GFLOP/s for 512 rows or more and is slower below, so
-this module's `Dense` and `EinsumDense` take that path on PyTorch
-for float32 products of at least `MIN_ROWS` rows, and Keras' own
-otherwise. The results are the same products (up to float32 rounding);
-the weights, names and configs are Keras'. Whether MKL is as slow on Intel
-CPUs is not measured here.
+`torch.matmul`, 453 in TensorFlow and 501 in JAX. Written with `keras.ops`
+as a 1×1 transposed convolution (oneDNN) over the rows viewed as a
+channels-last image of one column, it runs at 450-530 GFLOP/s from 256
+rows on, and beats `keras.ops.matmul` from 64 rows (190-350 against
+160-175 GFLOP/s). A transposed convolution's kernel is laid out
+`(in, out)`, as a Dense kernel is, so nothing is copied; a plain 1×1
+convolution wants `(out, in)` and copied the kernel at every call
+(250-470 GFLOP/s). So this module's `Dense` and `EinsumDense` take that
+path on PyTorch for float32 products of at least `MIN_ROWS` rows, and
+Keras' own otherwise. The results are the same products (up to float32
+rounding); the weights, names and configs are Keras'. Whether MKL is as
+slow on Intel CPUs is not measured here.
 """
 
 import math
@@ -24,12 +27,13 @@ from mmzoo.utils.tracing import torch_compiling
 
 # Fewer rows than this: `torch.matmul` is faster (the kernel's re-layout
 # costs as much as the product).
-MIN_ROWS = 512
+MIN_ROWS = 64
 
 
 def convolution_matmul(x, kernel):
     """`x @ kernel` for `x` `(rows, in)` and `kernel` `(in, out)`, as a 1×1
-    convolution over `x` viewed as a channels-last image of one column.
+    transposed convolution over `x` viewed as a channels-last image of one
+    column.
 
     Example:
     ```python
@@ -38,11 +42,11 @@ def convolution_matmul(x, kernel):
     ```
     """
     rows, channels = x.shape
-    # `(1, rows, 1, in)` seen as channels first: a view with channels-last
-    # strides, which PyTorch hands to oneDNN uncopied.
     image = ops.transpose(ops.reshape(x, (1, rows, 1, channels)), (0, 3, 1, 2))
-    kernel = ops.reshape(kernel, (1, 1, channels, kernel.shape[-1]))
-    y = ops.conv(image, kernel, data_format="channels_first")
+    # Keras' transposed-convolution kernel is `(..., out, in)`: PyTorch gets
+    # the `(in, out)` kernel as it is stored.
+    kernel = ops.reshape(ops.transpose(kernel), (1, 1, -1, channels))
+    y = ops.conv_transpose(image, kernel, data_format="channels_first")
     return ops.reshape(ops.transpose(y, (0, 2, 3, 1)), (rows, -1))
 
 
