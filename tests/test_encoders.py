@@ -504,6 +504,65 @@ def test_conv_blocks_train_as_keras_layers():
     assert not np.allclose(reference.get_weights()[0], weights[0])
 
 
+@pytest.mark.skipif(keras.config.backend() != "jax", reason="JAX's gradients")
+def test_jax_pool_gradient_shares_ties():
+    """In training on JAX, inputs tied for a window's maximum share its
+    gradient equally (a constant map: quarters, halves on the odd edges,
+    the whole in the odd corner); the gradient's sum is the upstream's."""
+    import jax
+
+    from mmzoo.models.encoders.conv_blocks import MaxPooling2D
+
+    pool = MaxPooling2D(2, padding="same")
+    upstream = np.arange(1, 13, dtype="float32").reshape(1, 3, 4, 1)
+
+    def loss(x):
+        return (pool(x, training=True) * upstream).sum()
+
+    grad = np.asarray(jax.grad(loss)(np.zeros((1, 5, 7, 1), "float32")))
+    share = np.ones((5, 7))
+    share[:4, :6] = 0.25
+    share[4, :6] = share[:4, 6] = 0.5
+    expected = np.repeat(np.repeat(upstream[0, :, :, 0], 2, 0), 2, 1)
+    np.testing.assert_allclose(grad[0, :, :, 0], expected[:5, :7] * share)
+    np.testing.assert_allclose(grad.sum(), upstream.sum())
+
+
+@pytest.mark.skipif(keras.config.backend() != "jax", reason="JAX's gradients")
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_narrow_convolution_gradients_equal_the_convolutions(padding):
+    """The window products' gradients (JAX, inputs of a few channels)
+    equal XLA's convolution gradients, for both paddings and a non-square
+    kernel."""
+    import jax
+
+    from mmzoo.models.encoders.conv_blocks import _narrow_convolution
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 9, 6, 3)).astype("float32")
+    kernel = rng.standard_normal((5, 3, 3, 4)).astype("float32")
+    weights = rng.standard_normal((2, 9, 6, 4)).astype("float32")
+    if padding == "valid":
+        weights = weights[:, :5, :4]
+
+    def loss(convolve):
+        return lambda x, k: (convolve(x, k) * weights).sum()
+
+    got = jax.grad(
+        loss(lambda x, k: _narrow_convolution(x, k, padding)), (0, 1)
+    )(x, kernel)
+    expected = jax.grad(
+        loss(
+            lambda x, k: keras.ops.conv(
+                x, k, padding=padding, data_format="channels_last"
+            )
+        ),
+        (0, 1),
+    )(x, kernel)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.skipif(
     keras.config.backend() != "torch", reason="PyTorch's memory layouts"
 )

@@ -13,26 +13,36 @@ def _edge(x, axis, size):
     return ops.full(shape, float("-inf"), dtype=x.dtype)
 
 
-def _halve(x, axis):
-    """Maximum of neighbouring pairs along `axis`; an odd last one alone.
+def _take(x, axis, start, stop=None, step=None):
+    index = [slice(None)] * len(x.shape)
+    index[axis] = slice(start, stop, step)
+    return x[tuple(index)]
 
-    Pooling by 2 with `"same"` padding, along one axis, from strided
-    slices: views on every backend, read once.
+
+def _pairs(x, axis, op):
+    """`op` of neighbouring pairs along `axis`; an odd last one alone.
+
+    With `ops.maximum`, pooling by 2 with `"same"` padding along one axis,
+    from strided slices: views on every backend, read once.
     """
     size = x.shape[axis]
-
-    def take(start, stop=None, step=None):
-        index = [slice(None)] * len(x.shape)
-        index[axis] = slice(start, stop, step)
-        return x[tuple(index)]
-
     pairs = size // 2
-    evens = take(0, 2 * pairs, 2)
-    odds = take(1, 2 * pairs, 2)
-    pooled = ops.maximum(evens, odds)
+    evens = _take(x, axis, 0, 2 * pairs, 2)
+    odds = _take(x, axis, 1, 2 * pairs, 2)
+    out = op(evens, odds)
     if size % 2:
-        pooled = ops.concatenate([pooled, take(size - 1, size)], axis)
-    return pooled
+        out = ops.concatenate([out, _take(x, axis, size - 1, size)], axis)
+    return out
+
+
+def _halve(x, axis):
+    """Maximum of neighbouring pairs along `axis`; an odd last one alone."""
+    return _pairs(x, axis, ops.maximum)
+
+
+def _unpool(x, axis, size):
+    """Each entry of `x` twice along `axis`, cut to `size`."""
+    return _take(ops.repeat(x, 2, axis=axis), axis, 0, size)
 
 
 def _on_channels_first_view(op, inputs):
@@ -40,6 +50,70 @@ def _on_channels_first_view(op, inputs):
     channels-first view with channels-last strides, its outputs viewed
     back: no copy on PyTorch, whose kernels then run channels last."""
     return ops.transpose(op(ops.transpose(inputs, (0, 3, 1, 2))), (0, 2, 3, 1))
+
+
+def _patches(x, kernel_size, padding):
+    """Each output position's input window, `(batch, rows, columns,
+    kh * kw * channels)`, ordered as a `Conv2D` kernel's rows (stride 1,
+    channels last)."""
+    kh, kw = kernel_size
+    if padding == "same":
+        top, left = (kh - 1) // 2, (kw - 1) // 2
+        x = ops.pad(
+            x, ((0, 0), (top, kh - 1 - top), (left, kw - 1 - left), (0, 0))
+        )
+    rows, columns = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    windows = [
+        x[:, i : i + rows, j : j + columns, :]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    return ops.concatenate(windows, axis=-1)
+
+
+def _unpatch(z, kernel_size, padding, shape):
+    """The adjoint of `_patches`: each window of `z` summed back onto an
+    input of `shape`."""
+    kh, kw = kernel_size
+    channels = shape[-1]
+    total = None
+    for i in range(kh):
+        for j in range(kw):
+            start = (i * kw + j) * channels
+            part = ops.pad(
+                z[..., start : start + channels],
+                ((0, 0), (i, kh - 1 - i), (j, kw - 1 - j), (0, 0)),
+            )
+            total = part if total is None else total + part
+    if padding == "same":
+        top, left = (kh - 1) // 2, (kw - 1) // 2
+        total = total[:, top : top + shape[1], left : left + shape[2], :]
+    return total
+
+
+def _narrow_convolution(inputs, kernel, padding):
+    """`ops.conv` (stride 1, channels last) whose gradients are matrix
+    products over the input windows: for inputs of a few channels, XLA's
+    CPU convolution gradients take 3-4× longer (JAX)."""
+    kernel_size = tuple(kernel.shape[:2])
+    shape = tuple(inputs.shape)
+
+    @ops.custom_gradient
+    def convolve(x, w):
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            rows = ops.reshape(w, (-1, w.shape[-1]))
+            windows = _patches(x, kernel_size, padding)
+            kernel_grad = ops.einsum("bhwn,bhwo->no", windows, upstream)
+            windows_grad = ops.matmul(upstream, ops.transpose(rows))
+            inputs_grad = _unpatch(windows_grad, kernel_size, padding, shape)
+            return inputs_grad, ops.reshape(kernel_grad, w.shape)
+
+        outputs = ops.conv(x, w, padding=padding, data_format="channels_last")
+        return outputs, grad
+
+    return convolve(inputs, kernel)
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -59,17 +133,14 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
     other pools, uneven `"same"` padding is `-inf` and the pool PyTorch's,
     given channels-last inputs as a channels-first view without a copy, so
     that PyTorch runs its channels-last kernel (6-8× faster than its
-    channels-first one on the audio encoder's maps). On JAX it is the
-    other way round: the 2×2 pool with stride 2 is the strided slices'
-    maximum in training, since XLA's CPU gradient of Keras' pool
-    (`select_and_scatter`) took 99 ms for the audio encoder's first map at
-    batch 64, the slices' 23 ms (a training step of `av_digits_attention`
-    290 -> 160 ms), and Keras' pool outside training, which XLA compiles
-    better there (2.4× the slices' speed at batch 256). Where two inputs
-    tie for the maximum, the slices share its gradient between them
-    (another subgradient; the pool gives it all to one). A maximum never
-    picks the padding, so the values are the same. TensorFlow uses Keras'
-    own.
+    channels-first one on the audio encoder's maps). On JAX the pool is
+    Keras' (XLA compiles it well), but in training its 2×2, stride-2
+    gradient is computed elementwise (a custom gradient): XLA's CPU
+    gradient of the pool (`select_and_scatter`) took 99 ms for the audio
+    encoder's first map at batch 64. Inputs tied for a window's maximum
+    share its gradient equally (another subgradient; Keras' pool gives it
+    all to one). A maximum never picks the padding, so the values are the
+    same. TensorFlow uses Keras' own.
 
     Example:
     ```python
@@ -85,11 +156,12 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
         channels_last = self.data_format == "channels_last"
         first = 1 if channels_last else 2
         pairs = tuple(self.pool_size) == tuple(self.strides) == (2, 2)
-        halve = training if backend == "jax" else not training
-        if pairs and halve:
-            return _halve(_halve(inputs, first), first + 1)
         if backend == "jax":
+            if pairs and training:
+                return self._pool_sharing_ties(inputs, first)
             return super().call(inputs)
+        if pairs and not training:
+            return _halve(_halve(inputs, first), first + 1)
         spatial = inputs.shape[1:-1] if channels_last else inputs.shape[2:]
         pads = []
         for size, pool, stride in zip(
@@ -108,6 +180,32 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
             parts.append(_edge(padded, axis, after))
             padded = ops.concatenate([p for p in parts if p is not None], axis)
         return self._pool(padded, "valid")
+
+    def _pool_sharing_ties(self, inputs, first):
+        """Keras' 2×2 pool, its gradient elementwise: each input equal to
+        its window's maximum gets the window's gradient divided by the
+        number of such inputs."""
+        parent = super().call
+        rows, columns = inputs.shape[first], inputs.shape[first + 1]
+
+        def unpool(x):
+            return _unpool(_unpool(x, first, rows), first + 1, columns)
+
+        @ops.custom_gradient
+        def pool(x):
+            pooled = parent(x)
+
+            def grad(*args, upstream=None):
+                if upstream is None:
+                    (upstream,) = args
+                winners = ops.cast(ops.equal(x, unpool(pooled)), x.dtype)
+                ties = _pairs(winners, first, ops.add)
+                ties = _pairs(ties, first + 1, ops.add)
+                return winners * unpool(upstream / ties)
+
+            return pooled, grad
+
+        return pool(inputs)
 
     def _pool(self, inputs, padding):
         if self.data_format != "channels_last":
@@ -138,6 +236,10 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
 # cost as much as the convolution.
 _CHUNK_BYTES = 16 * 2**20
 
+# On JAX, convolutions of inputs with at most this many channels take
+# their gradients as matrix products over the input windows.
+_NARROW_CHANNELS = 4
+
 # Activations that never decrease: `max(f(x + b)) == f(max(x) + b)`.
 _MONOTONIC = ("relu", "relu6", "elu", "selu", "sigmoid", "tanh", "linear")
 
@@ -161,7 +263,10 @@ class Conv2D(keras.layers.Conv2D):
     outside training, a batch whose convolution outputs would exceed 16 MB
     is convolved and pooled in chunks (glibc serves larger tensors with
     fresh memory, page faults and all, at every call: at batch 256 this
-    made the AV-digits model 1.5-1.7× faster). The weights are Keras'
+    made the AV-digits model 1.5-1.7× faster). On JAX, for inputs of at
+    most 4 channels (the encoders' first convolution), the gradients are
+    matrix products over the input windows (a custom gradient): XLA's CPU
+    convolution gradients took 3-4× longer there. The weights are Keras'
     `Conv2D`'s
     (`kernel`, `bias`), and so is the class name, which Keras' weight files
     key layers by: the seed CNN's saved weights load into it.
@@ -224,8 +329,20 @@ class Conv2D(keras.layers.Conv2D):
         return outputs
 
     def convolution_op(self, inputs, kernel):
-        torch = keras.config.backend() == "torch"
-        if not torch or self.data_format != "channels_last":
+        backend = keras.config.backend()
+        if self.data_format != "channels_last":
+            return super().convolution_op(inputs, kernel)
+        if backend == "jax":
+            narrow = (
+                inputs.shape[-1] <= _NARROW_CHANNELS
+                and tuple(self.strides) == (1, 1)
+                and tuple(self.dilation_rate) == (1, 1)
+                and self.groups == 1
+            )
+            if not narrow:
+                return super().convolution_op(inputs, kernel)
+            return _narrow_convolution(inputs, kernel, self.padding)
+        if backend != "torch":
             return super().convolution_op(inputs, kernel)
         # On PyTorch Keras copies channels-last inputs to channels first,
         # then to channels-last memory again for oneDNN, which takes the
