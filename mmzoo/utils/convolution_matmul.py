@@ -29,8 +29,8 @@ from keras import ops
 from mmzoo.utils.layer_classes import switch_layer_classes
 from mmzoo.utils.tracing import torch_compiling
 
-# Fewer rows than this: `torch.matmul` is faster (the kernel's re-layout
-# costs as much as the product).
+# Fewer rows than this: Keras' own product (see the module docstring:
+# oneDNN builds a kernel per new shape, and decoding brings new shapes).
 MIN_ROWS = 512
 
 

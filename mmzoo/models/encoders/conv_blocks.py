@@ -330,17 +330,15 @@ class Conv2D(keras.layers.Conv2D):
 
     def convolution_op(self, inputs, kernel):
         backend = keras.config.backend()
+        narrow = (
+            inputs.shape[-1] <= _NARROW_CHANNELS
+            and tuple(self.strides) == (1, 1)
+            and tuple(self.dilation_rate) == (1, 1)
+            and self.groups == 1
+        )
         if self.data_format != "channels_last":
             return super().convolution_op(inputs, kernel)
-        if backend == "jax":
-            narrow = (
-                inputs.shape[-1] <= _NARROW_CHANNELS
-                and tuple(self.strides) == (1, 1)
-                and tuple(self.dilation_rate) == (1, 1)
-                and self.groups == 1
-            )
-            if not narrow:
-                return super().convolution_op(inputs, kernel)
+        if backend == "jax" and narrow:
             return _narrow_convolution(inputs, kernel, self.padding)
         if backend != "torch":
             return super().convolution_op(inputs, kernel)
