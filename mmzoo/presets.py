@@ -149,6 +149,7 @@ class PresetCatalogue(dict):
 
 _TASKS = {
     "MultimodalClassifier": "{num_classes} classes",
+    "EfficientNetLiteImageClassifier": "{num_classes} classes",
     "MultimodalMultiTask": "multi-task",
     "WhisperTranscriptClassifier": "spoken words",
     "WhisperAudioToText": "speech to text, X to en",
@@ -158,6 +159,7 @@ _TASKS = {
 }
 _MODALITIES = {
     "WhisperBackbone": ("audio",),
+    "EfficientNetLiteBackbone": ("image",),
     "SentenceEncoder": ("text",),
 }
 

@@ -1035,11 +1035,13 @@ def test_every_public_class_has_a_contract_test():
     }
     tested |= {"ProjectionFusion", "ConvFusion", "AttentionFusion"}
     # Contract tests kept beside the class's other tests.
+    import test_efficientnet_lite
     import test_whisper_audio_to_text
 
     tested |= {
         name[: -len("Test")]
-        for name, value in vars(test_whisper_audio_to_text).items()
+        for module in (test_whisper_audio_to_text, test_efficientnet_lite)
+        for name, value in vars(module).items()
         if name.endswith("Test")
         and isinstance(value, type)
         and issubclass(value, TestCase)

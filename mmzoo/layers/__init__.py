@@ -1,6 +1,9 @@
 """Fusion layers and building blocks of mmzoo."""
 
 from mmzoo.layers.fusion.attention_fusion import AttentionFusion
+from mmzoo.models.efficientnet_lite.efficientnet_lite_image_converter import (
+    EfficientNetLiteImageConverter,
+)
 from mmzoo.layers.fusion.conv_fusion import ConvFusion
 from mmzoo.layers.fusion.modality_fusion import ModalityFusion
 from mmzoo.layers.fusion.projection_fusion import ProjectionFusion

@@ -1,5 +1,14 @@
 """Encoders, backbones, preprocessors and tasks of mmzoo."""
 
+from mmzoo.models.efficientnet_lite.efficientnet_lite_backbone import (
+    EfficientNetLiteBackbone,
+)
+from mmzoo.models.efficientnet_lite.efficientnet_lite_image_classifier import (
+    EfficientNetLiteImageClassifier,
+)
+from mmzoo.models.efficientnet_lite.efficientnet_lite_image_classifier import (
+    EfficientNetLiteImageClassifierPreprocessor,
+)
 from mmzoo.models.encoders.audio_encoder import AudioEncoder
 from mmzoo.models.encoders.image_encoder import ImageEncoder
 from mmzoo.models.encoders.text_encoder import TextEncoder

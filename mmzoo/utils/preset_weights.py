@@ -321,6 +321,8 @@ def load_task(load_fn, preset, load_weights, **kwargs):
 
     def restore(task, preset):
         restore_weights(task.backbone, preset)
+        if getattr(task, "pretrained_weights", None):
+            task.load_package_weights()  # a head from a package
         # As keras-hub: no task weights for a classifier given its own
         # `num_classes`.
         if (

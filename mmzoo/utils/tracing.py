@@ -1,4 +1,5 @@
 import keras
+import numpy as np
 
 
 def torch_compiling():
@@ -17,3 +18,18 @@ def torch_compiling():
     import torch
 
     return torch.compiler.is_compiling()
+
+
+def concrete_numpy(x):
+    """`x` as numpy if its values are known now, else `None`: a symbolic
+    `KerasTensor`, a tensor traced by `jax.jit`, a `tf.function` or
+    `torch.compile`."""
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, keras.KerasTensor) or torch_compiling():
+        # Values unknown; reading them would break torch.compile's graph.
+        return None
+    try:
+        return np.asarray(keras.ops.convert_to_numpy(x))
+    except Exception:  # a traced or graph tensor: values unknown
+        return None

@@ -12,7 +12,7 @@ from mmzoo.utils.modality_checks import MODALITY_MASK
 from mmzoo.utils.modality_checks import check_mask_shape
 from mmzoo.utils.modality_checks import check_mask_values
 from mmzoo.utils.modality_checks import present_modalities
-from mmzoo.utils.tracing import torch_compiling
+from mmzoo.utils.tracing import concrete_numpy as _concrete_numpy
 
 
 def _to_tensor(x):
@@ -22,19 +22,6 @@ def _to_tensor(x):
     if _is_string_dtype(x.dtype):
         return x
     return ops.convert_to_tensor(x)
-
-
-def _concrete_numpy(x):
-    """`x` as numpy if its values are known now, else `None` (symbolic)."""
-    if isinstance(x, np.ndarray):
-        return x
-    if isinstance(x, keras.KerasTensor) or torch_compiling():
-        # Values unknown; reading them would break torch.compile's graph.
-        return None
-    try:
-        return np.asarray(ops.convert_to_numpy(x))
-    except Exception:  # a traced or graph tensor: values unknown
-        return None
 
 
 def _is_string_dtype(dtype):

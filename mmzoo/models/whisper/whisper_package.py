@@ -9,13 +9,8 @@ so an upgraded package is converted again.
 """
 
 import functools
-import hashlib
-import json
-import os
 import re
-import warnings
 
-import numpy as np
 
 from mmzoo.models.whisper.ctranslate2_conversion import (
     convert_ctranslate2_whisper,
@@ -26,7 +21,6 @@ from mmzoo.utils.pretrained_packages import package_dirs
 
 # Bump when the conversion changes, so old caches are not used.
 _CACHE_VERSION = 1
-_CONFIG_KEY = "__config__"
 
 # How many conversions this process ran (tests check that caching works).
 conversion_count = 0
@@ -67,31 +61,6 @@ def ctranslate2_model_files(name):
     return parts
 
 
-def _cache_path(name, files):
-    package = get_package(name)
-    key = {
-        "version": _CACHE_VERSION,
-        "name": name,
-        "packages": package.versions(),
-        "files": [
-            (f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files
-        ],
-    }
-    digest = hashlib.sha256(
-        json.dumps(key, sort_keys=True).encode()
-    ).hexdigest()[:16]
-    return os.path.join(
-        file_cache.cache_dir("models"), f"{name}-keras-{digest}.npz"
-    )
-
-
-def _read_cache(path):
-    with np.load(path, allow_pickle=False) as data:
-        config = json.loads(str(data[_CONFIG_KEY]))
-        weights = {k: data[k] for k in data.files if k != _CONFIG_KEY}
-    return config, weights
-
-
 @functools.lru_cache(maxsize=2)
 def whisper_package_weights(name):
     """`(config, weights)` of the Whisper package `name`, converted once.
@@ -100,25 +69,19 @@ def whisper_package_weights(name):
         The keras-hub `WhisperBackbone` config and `{variable path: array}`
         (float16, as published).
     """
-    global conversion_count
     files = ctranslate2_model_files(name)
-    path = _cache_path(name, files)
-    if os.path.exists(path):
-        try:
-            return _read_cache(path)
-        except Exception as e:  # noqa: BLE001 - any unreadable cache is rebuilt
-            warnings.warn(
-                f"The converted-weights cache {path!r} is corrupt ({e}); "
-                "converting the package again.",
-                stacklevel=2,
-            )
-    print(f"Converting the '{name}' weights once; caching them at {path}")
-    config, weights = convert_ctranslate2_whisper(files)
-    conversion_count += 1
-    file_cache.write_npz_atomic(
-        path, **{_CONFIG_KEY: np.array(json.dumps(config))}, **weights
-    )
-    return config, weights
+
+    def convert():
+        global conversion_count
+        conversion_count += 1
+        return convert_ctranslate2_whisper(files)
+
+    key = {
+        "version": _CACHE_VERSION,
+        "packages": get_package(name).versions(),
+        "files": file_cache.file_key(files),
+    }
+    return file_cache.cached_conversion(name, key, convert)
 
 
 def variable_key(layer, variable):
