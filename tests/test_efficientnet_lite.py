@@ -126,6 +126,22 @@ def test_the_preset_reproduces_its_recorded_top5(classifier):
     assert got["chelsea.png"][0][0] in ("tabby", "tiger_cat", "Egyptian_cat")
 
 
+def test_the_preset_under_mixed_bfloat16_and_xla():
+    pytest.importorskip("skimage")
+    classifier = mmzoo.models.EfficientNetLiteImageClassifier.from_preset(
+        PRESET, dtype="mixed_bfloat16"
+    )
+    assert classifier.backbone.get_layer("top_conv").compute_dtype == (
+        "bfloat16"
+    )
+    classifier.compile(jit_compile=keras.config.backend() != "torch")
+    coffee = recipe.photos()["coffee.png"]
+    logits = classifier.predict(coffee[None], verbose=0)
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))[0]
+    assert probs.argmax() == 967  # espresso, 0.94 in float32
+    assert probs[967] > 0.8
+
+
 def test_a_new_head_is_stored_and_the_package_head_is_not(tmp_path):
     ten = mmzoo.models.EfficientNetLiteImageClassifier.from_preset(
         PRESET, num_classes=10
