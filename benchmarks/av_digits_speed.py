@@ -37,6 +37,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from timing import interleaved_medians  # noqa: E402 (after HERE)
+
 PRESET = "av_digits_attention"
 
 
@@ -48,20 +50,6 @@ def _median_time(fn, repeats):
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
-
-
-def _interleaved(keras_fn, twin_fn, repeats):
-    """Medians of both, run alternately so that the machine's drifts hit
-    both alike."""
-    keras_fn()
-    twin_fn()
-    keras_times, twin_times = [], []
-    for _ in range(repeats):
-        for fn, times in ((keras_fn, keras_times), (twin_fn, twin_times)):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return float(np.median(keras_times)), float(np.median(twin_times))
 
 
 def _data(task, n):
@@ -159,7 +147,7 @@ def run(repeats):
             with torch.inference_mode():
                 twin(**kwargs)
 
-        k, t = _interleaved(keras_predict, twin_predict, repeats)
+        k, t = interleaved_medians((keras_predict, twin_predict), repeats)
         row(
             f"inference, batch {batch}",
             "examples/s",
@@ -203,7 +191,7 @@ def run(repeats):
         loss.backward()
         optimizer.step()
 
-    k, t = _interleaved(keras_step, twin_step, repeats)
+    k, t = interleaved_medians((keras_step, twin_step), repeats)
     row("training step, batch 64", "ms", 1000 * k, 1000 * t, True)
 
     rows.append(("first `mmzoo.load` after imports", "s", load, None, None))

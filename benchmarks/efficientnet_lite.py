@@ -17,13 +17,13 @@ rate over the reference's: at least 1 means mmzoo is as fast or faster).
 import argparse
 import os
 import platform
-import time
 
 import keras
 import numpy as np
 
 import mmzoo
 from mmzoo.models.efficientnet_lite import efficientnet_lite_package
+from timing import interleaved_medians
 
 SHAPES = ((224, 32), (64, 128))
 PRESET = "efficientnet_lite0_imagenet"
@@ -53,15 +53,8 @@ def time_shape(backbone, reference, size, batch, repeats):
         with torch.no_grad():
             reference.extract_features(torch_images)
 
-    ours()  # trace and compile
-    theirs()
-    times = {ours: [], theirs: []}
-    for _ in range(repeats):
-        for fn in (ours, theirs):
-            start = time.perf_counter()
-            fn()
-            times[fn].append(time.perf_counter() - start)
-    return tuple(batch / float(np.median(times[fn])) for fn in (ours, theirs))
+    times = interleaved_medians((ours, theirs), repeats)
+    return tuple(batch / t for t in times)
 
 
 def main(argv=None):

@@ -18,7 +18,6 @@ OpenMP threads otherwise keep spinning on the shared cores after each call.
 import argparse
 import os
 import platform
-import time
 
 import keras
 import numpy as np
@@ -26,6 +25,7 @@ import numpy as np
 import mmzoo
 from mmzoo.recipes.whisper_base_multi import ctranslate2_encode
 from mmzoo.recipes.whisper_base_multi import ctranslate2_model_dir
+from timing import interleaved_medians
 
 BATCH = {1: 16, 3: 8, 30: 2}
 
@@ -43,18 +43,8 @@ def time_window(encoder, ct2, seconds, repeats):
     def theirs():
         ctranslate2_encode(ct2, features)
 
-    ours()  # trace and compile
-    theirs()
-    times = {ours: [], theirs: []}
-    for _ in range(repeats):
-        for fn in (ours, theirs):
-            start = time.perf_counter()
-            fn()
-            times[fn].append(time.perf_counter() - start)
-    return tuple(
-        1000 * float(np.median(times[fn])) / BATCH[seconds]
-        for fn in (ours, theirs)
-    )
+    times = interleaved_medians((ours, theirs), repeats)
+    return tuple(1000 * t / BATCH[seconds] for t in times)
 
 
 def main(argv=None):

@@ -25,6 +25,7 @@ import numpy as np
 import mmzoo
 from mmzoo.datasets import load_fashion_mnist
 from mmzoo.presets import update_metadata
+from mmzoo.recipes import keep_best_epoch
 
 NAME = "fashion_mnist_cnn"
 NUM_VALIDATION = 5000
@@ -86,22 +87,18 @@ def main(argv=None):
     x_train, y_train = images[:-NUM_VALIDATION], labels[:-NUM_VALIDATION]
     x_val, y_val = images[-NUM_VALIDATION:], labels[-NUM_VALIDATION:]
     classifier = build_classifier()
-    best, best_weights, history = -1.0, None, []
-    for epoch in range(args.epochs):
-        classifier.fit(
+    history, best_epoch = keep_best_epoch(
+        classifier,
+        args.epochs,
+        lambda: classifier.fit(
             {"image": augment(x_train, rng)},
             y_train,
             batch_size=128,
             epochs=1,
             verbose=2,
-        )
-        accuracy = evaluate(classifier, x_val, y_val)
-        history.append(round(accuracy, 4))
-        print(f"epoch {epoch + 1}: validation accuracy {accuracy:.4f}")
-        if accuracy > best:
-            best, best_epoch = accuracy, epoch + 1
-            best_weights = classifier.get_weights()
-    classifier.set_weights(best_weights)
+        ),
+        lambda: evaluate(classifier, x_val, y_val),
+    )
     x_test, y_test = load_fashion_mnist("test")
     test_accuracy = evaluate(classifier, x_test, y_test)
     minutes = round((time.time() - start) / 60, 1)

@@ -33,6 +33,7 @@ import numpy as np
 import mmzoo
 from mmzoo.datasets import load_fashion_mnist
 from mmzoo.presets import update_metadata
+from mmzoo.recipes import keep_best_epoch
 from mmzoo.recipes.fashion_mnist_cnn import augment
 from mmzoo.utils.preset_weights import storing_residuals
 
@@ -89,17 +90,19 @@ def linear_probe(classifier, x_train, y_train, x_val, y_val, epochs, seed):
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    best, best_epoch, best_weights, history = -1.0, 0, None, []
-    for epoch in range(epochs):
-        head.fit(features, y_train, batch_size=256, epochs=1, verbose=0)
+
+    def validate():
         logits = head.predict(val_features, batch_size=1000, verbose=0)
-        score = float(np.mean(logits.argmax(-1) == y_val))
-        history.append(round(score, 4))
-        if score > best:
-            best, best_epoch = score, epoch + 1
-            best_weights = head.get_weights()
-    print(f"linear probe: validation {history}")
-    classifier.output_dense.set_weights(best_weights)
+        return float(np.mean(logits.argmax(-1) == y_val))
+
+    history, best_epoch = keep_best_epoch(
+        head,
+        epochs,
+        lambda: head.fit(features, y_train, batch_size=256, verbose=0),
+        validate,
+        label="linear probe epoch",
+    )
+    classifier.output_dense.set_weights(head.get_weights())
     return history, best_epoch
 
 
@@ -112,8 +115,8 @@ def fine_tune(classifier, x_train, y_train, x_val, y_val, args, rng):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    best, best_epoch, best_weights, history = -1.0, 0, None, []
-    for epoch in range(args.epochs):
+
+    def train_epoch():
         # keras-hub's `fit` turns arrays into a dataset without shuffling.
         order = rng.permutation(len(x_train))
         classifier.fit(
@@ -123,14 +126,13 @@ def fine_tune(classifier, x_train, y_train, x_val, y_val, args, rng):
             epochs=1,
             verbose=2,
         )
-        score = accuracy(classifier, x_val, y_val)
-        history.append(round(score, 4))
-        print(f"epoch {epoch + 1}: validation accuracy {score:.4f}")
-        if score > best:
-            best, best_epoch = score, epoch + 1
-            best_weights = classifier.get_weights()
-    classifier.set_weights(best_weights)
-    return history, best_epoch
+
+    return keep_best_epoch(
+        classifier,
+        args.epochs,
+        train_epoch,
+        lambda: accuracy(classifier, x_val, y_val),
+    )
 
 
 def main(argv=None):

