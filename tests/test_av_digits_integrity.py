@@ -151,3 +151,38 @@ def test_cpu_features_do_not_change_the_split(tmp_path, disabled):
     assert built["sha256"] == av_digits.recorded_digests("validation")[
         "sha256"
     ]
+
+
+_CLIP_SCRIPT = """
+import sys
+from mmzoo.datasets import av_digits, spoken_digits
+spec = av_digits._clip_specs("train")[6213]
+wave = spoken_digits._synthesise_one(
+    spoken_digits._find_espeak(), spec, av_digits.SAMPLE_RATE,
+    av_digits.NUM_SAMPLES,
+)
+print(av_digits.clip_digest(wave))
+"""
+
+
+@needs_espeak
+@pytest.mark.one_backend
+@pytest.mark.parametrize(
+    "core", ["SkylakeX", "Haswell", "Sandybridge", "Prescott"]
+)
+def test_blas_kernels_do_not_change_a_clip(core):
+    """Train clip 6213 sits on a float32 rounding edge: with `np.convolve`
+    (a BLAS dot product per sample) it came out 3c7a708f5eb4c547 with
+    OpenBLAS's SkylakeX kernel and 44dd5a91d9f4c43c with the others."""
+    env = dict(os.environ, OPENBLAS_CORETYPE=core)
+    env.setdefault("KERAS_BACKEND", keras.backend.backend())
+    result = subprocess.run(
+        [sys.executable, "-c", _CLIP_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    digest = result.stdout.strip().splitlines()[-1]
+    assert digest == av_digits.recorded_digests("train")["clips"][6213]

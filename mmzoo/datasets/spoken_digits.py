@@ -1,6 +1,7 @@
 """Spoken digits 0-9 in several languages, synthesised with `espeak-ng`."""
 
 import concurrent.futures
+import fractions
 import hashlib
 import io
 import json
@@ -545,7 +546,40 @@ def _lowpass(audio, cutoff, num_taps=63):
     n = np.arange(num_taps) - (num_taps - 1) / 2
     taps = 2 * cutoff * np.sinc(2 * cutoff * n) * np.hamming(num_taps)
     taps /= taps.sum()
-    return np.convolve(audio, taps, mode="same")
+    return _convolve_exact(audio, taps)
+
+
+def _convolve_exact(audio, taps):
+    """`np.convolve(audio, taps, mode="same")`, correctly rounded.
+
+    `np.convolve` sums each output with a BLAS dot product whose kernel
+    (summation order, fused multiply-adds) OpenBLAS picks by CPU, so its
+    last bits differ between CPUs, which can change a clip. Here every
+    output is summed exactly, in integers, and rounded once to float64: the
+    same on every machine. `audio` is taken on a grid of 2**-32 (exact for
+    the 8-, 16- and 32-bit PCM of `_decode_wav`).
+    """
+    audio = np.asarray(audio, np.float64)
+    samples = np.round(audio * 2.0**32).astype(np.int64)
+    if not np.array_equal(samples * 2.0**-32, audio):
+        raise ValueError("_convolve_exact takes audio on a 2**-32 grid.")
+    taps = [fractions.Fraction(float(t)) for t in taps]
+    scale = max(t.denominator for t in taps)  # a power of two
+    numerators = [int(t * scale) for t in taps]
+    # The taps' numerators in signed limbs of `bits` bits, so that each
+    # integer convolution (sums of < len(taps) * 2**32 * 2**bits) fits in
+    # int64 and is exact, in any order; then summed as Python ints.
+    bits = 30 - (len(numerators) - 1).bit_length()  # 24 for 63 taps
+    total = 0
+    for shift in range(0, max(abs(n) for n in numerators).bit_length(), bits):
+        limb = [
+            (abs(n) >> shift) % (1 << bits) * (1 if n > 0 else -1)
+            for n in numerators
+        ]
+        partial = np.convolve(samples, np.array(limb, np.int64), mode="same")
+        total = total + (partial.astype(object) << shift)
+    # Python's int / int is correctly rounded.
+    return np.asarray(total / (scale << 32), dtype=np.float64)
 
 
 def _trim_silence(audio, sample_rate):
