@@ -21,7 +21,20 @@ RECIPES = {
     "av_digits_projection": ("av_digits", ["av_digits_projection"]),
     "av_digits_conv": ("av_digits", ["av_digits_conv"]),
     "av_digits_attention": ("av_digits", ["av_digits_attention"]),
+    "av_digits_image_efficientnet": (
+        "av_digits",
+        ["av_digits_image_efficientnet"],
+    ),
+    "av_digits_projection_efficientnet": (
+        "av_digits",
+        ["av_digits_projection_efficientnet"],
+    ),
     "fashion_mnist_cnn": ("fashion_mnist_cnn", []),
+    "fashion_mnist_efficientnet_lite0": (
+        "fashion_mnist_efficientnet_lite0",
+        [],
+    ),
+    "efficientnet_lite0_imagenet": ("efficientnet_lite0_imagenet", []),
     "fine_food_sentiment_minilm": ("fine_food_sentiment", []),
     "minilm_l6_en": ("minilm_l6_en", []),
     "trimodal_digits_demo": ("trimodal_digits", []),

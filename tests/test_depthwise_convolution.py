@@ -1,5 +1,6 @@
-"""mmzoo's DepthwiseConv2D: window products on JAX's CPU backend, equal to
-Keras' layer (values and gradients); Keras' own path elsewhere."""
+"""mmzoo's DepthwiseConv2D: window products on JAX's CPU backend, a
+channels-first view on PyTorch, equal to Keras' layer (values and
+gradients); Keras' own layer on TensorFlow."""
 
 import keras
 import numpy as np
@@ -90,6 +91,6 @@ def test_switch_keeps_weight_file_keys(tmp_path):
     outputs = keras.layers.DepthwiseConv2D(3, padding="same")(inputs)
     model = keras.Model(inputs, outputs)
     model.save_weights(str(tmp_path / "before.weights.h5"))
-    switched = depthwise_convolution.use_window_depthwise_convolutions(model)
-    assert switched == (1 if keras.config.backend() == "jax" else 0)
+    switched = depthwise_convolution.use_fast_convolutions(model)
+    assert switched == (0 if keras.config.backend() == "tensorflow" else 1)
     model.load_weights(str(tmp_path / "before.weights.h5"))

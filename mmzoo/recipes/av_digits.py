@@ -10,6 +10,11 @@ once, at the end, with each subset of modalities.
 
 - `av_digits_image` and `av_digits_audio` train an `ImageEncoder` or an
   `AudioEncoder` from scratch.
+- `av_digits_image_efficientnet` and `av_digits_projection_efficientnet`
+  are the same with EfficientNet-Lite0's ImageNet backbone
+  (`efficientnet_lite0_imagenet`) as the image encoder, frozen, on the
+  digits resized to 64×64: the image-only one trains the projection and the
+  head; the fused one starts from it and `av_digits_audio`.
 - The fused presets start from those two presets' encoders, frozen (late
   fusion of pretrained unimodal encoders), and train the fusion layer and the
   head with modality dropout: each example keeps both modalities with
@@ -46,8 +51,22 @@ RECIPES = {
     "av_digits_projection": (("image", "audio"), "projection"),
     "av_digits_conv": (("image", "audio"), "conv"),
     "av_digits_attention": (("image", "audio"), "attention"),
+    "av_digits_image_efficientnet": (("image",), "projection"),
+    "av_digits_projection_efficientnet": (("image", "audio"), "projection"),
 }
 UNIMODAL_PRESETS = {"image": "av_digits_image", "audio": "av_digits_audio"}
+# Recipes whose image encoder is EfficientNet-Lite0's ImageNet backbone,
+# frozen, and the unimodal presets their fused recipe starts from.
+PRETRAINED_IMAGE = "efficientnet_lite0_imagenet"
+PRETRAINED_IMAGE_SIZE = 64
+PRETRAINED_IMAGE_RECIPES = {
+    "av_digits_image_efficientnet",
+    "av_digits_projection_efficientnet",
+}
+PRETRAINED_UNIMODAL_PRESETS = {
+    "image": "av_digits_image_efficientnet",
+    "audio": "av_digits_audio",
+}
 SUBSETS = {
     "image+audio": ("image", "audio"),
     "image": ("image",),
@@ -55,10 +74,24 @@ SUBSETS = {
 }
 
 
-def build_classifier(modalities=("image", "audio"), fusion="attention"):
-    """An AV-digits classifier on `modalities`, fused by `fusion`."""
+def build_classifier(
+    modalities=("image", "audio"), fusion="attention", pretrained_image=False
+):
+    """An AV-digits classifier on `modalities`, fused by `fusion`; with
+    `pretrained_image`, the image encoder is EfficientNet-Lite0's frozen
+    ImageNet backbone on the digits resized to 64×64."""
     encoders, converters = {}, {}
-    if "image" in modalities:
+    if "image" in modalities and pretrained_image:
+        encoders["image"] = mmzoo.models.EfficientNetLiteBackbone.from_preset(
+            PRETRAINED_IMAGE
+        )
+        encoders["image"].trainable = False
+        converters["image_converter"] = (
+            mmzoo.layers.EfficientNetLiteImageConverter(
+                image_size=(PRETRAINED_IMAGE_SIZE, PRETRAINED_IMAGE_SIZE)
+            )
+        )
+    elif "image" in modalities:
         encoders["image"] = mmzoo.models.ImageEncoder(
             image_shape=(28, 28, 1),
             filters=(32, 64, 128),
@@ -176,6 +209,20 @@ def main(argv=None):
     parser.add_argument("--output", default=None)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--unfreeze",
+        choices=("none", "top", "all"),
+        default="none",
+        help="image-only recipe on the pretrained image encoder: which of "
+        "its layers train (none; top: block 7 and the head convolution; "
+        "all)",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-3,
+        help="Adam's learning rate",
+    )
     for modality, name in UNIMODAL_PRESETS.items():
         parser.add_argument(
             f"--{modality}-preset",
@@ -186,16 +233,26 @@ def main(argv=None):
     args = parser.parse_args(argv)
     start = time.time()
     modalities, fusion = RECIPES[args.recipe]
+    pretrained = args.recipe in PRETRAINED_IMAGE_RECIPES
+    if pretrained and args.image_preset == UNIMODAL_PRESETS["image"]:
+        args.image_preset = PRETRAINED_UNIMODAL_PRESETS["image"]
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     x_train, y_train = load_av_digits("train")
     x_val, y_val = load_av_digits("validation")
     x_train = {m: x_train[m] for m in modalities}
-    classifier = build_classifier(modalities, fusion)
+    classifier = build_classifier(modalities, fusion, pretrained)
     if len(modalities) > 1:
         init_from_unimodal(
             classifier, {"image": args.image_preset, "audio": args.audio_preset}
         )
+    elif pretrained and args.unfreeze != "none":
+        encoder = classifier.backbone.encoders["image"]
+        encoder.trainable = True
+        prefixes = {"top": ("block7", "top_"), "all": ("",)}[args.unfreeze]
+        for layer in encoder.layers:
+            layer.trainable = layer.name.startswith(prefixes)
+    classifier.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
     best, best_weights, history = -1.0, None, []
     for epoch in range(args.epochs):
         inputs = dict(x_train)
@@ -243,12 +300,28 @@ def _save(args, classifier, summary, info, predictions, modalities, fusion):
         if len(modalities) > 1
         else f"{modalities[0]} only"
     )
+    pretrained = args.recipe in PRETRAINED_IMAGE_RECIPES
+    if pretrained:
+        what += "; image encoder EfficientNet-Lite0 (ImageNet), frozen"
+    image_input = (
+        f"28x28x1 uint8, resized to {PRETRAINED_IMAGE_SIZE}x"
+        f"{PRETRAINED_IMAGE_SIZE} RGB, (x - 127) / 128"
+        if pretrained
+        else "28x28x1 uint8, scaled to [0, 1]"
+    )
     update_metadata(
         args.output,
         description=f"AV-digits digit classifier ({what}).",
         recipe=(
             f"python -m mmzoo.train {args.recipe} --epochs {args.epochs} "
-            f"--seed {args.seed} --output DIR"
+            f"--seed {args.seed} "
+            + (
+                f"--unfreeze {args.unfreeze} --learning-rate "
+                f"{args.learning_rate} "
+                if pretrained and len(modalities) == 1
+                else ""
+            )
+            + "--output DIR"
         ),
         backend=keras.config.backend(),
         **(
@@ -260,7 +333,14 @@ def _save(args, classifier, summary, info, predictions, modalities, fusion):
                 "frozen": "encoders",
             }
             if len(modalities) > 1
-            else {}
+            else (
+                {
+                    "initialised_from": {"image": PRETRAINED_IMAGE},
+                    "frozen": "image encoder",
+                }
+                if pretrained
+                else {}
+            )
         ),
         dataset={
             "name": "av_digits",
@@ -276,7 +356,7 @@ def _save(args, classifier, summary, info, predictions, modalities, fusion):
         inputs={
             k: v
             for k, v in {
-                "image": "28x28x1 uint8, scaled to [0, 1]",
+                "image": image_input,
                 "audio": "8 kHz mono float waveform, 8,000 samples",
             }.items()
             if k in modalities

@@ -8,16 +8,25 @@ AMD EPYC, a 3×3 depthwise convolution of a `(128, 32, 32, 96)` batch took
 Lite0 ran at 151 images/s in JAX against 769 in TensorFlow at 64×64, and
 trained 17× slower. This module's `DepthwiseConv2D` computes that sum on
 JAX when the default device is a CPU (channels last, a depth multiplier of
-1, no dilation), and is Keras' layer everywhere else. XLA differentiates
-the sum itself: the gradients are window products too.
-`use_window_depthwise_convolutions(model)` switches a model's Keras
-`DepthwiseConv2D` layers to it.
+1, no dilation). On PyTorch it hands the channels-last inputs to PyTorch
+as a channels-first view (Keras copies them to channels first at every
+call). TensorFlow keeps Keras' layer. XLA differentiates the window sum
+itself: the gradients are window products too. `use_fast_convolutions(model)`
+switches a model's Keras `DepthwiseConv2D` layers to it, and its `Conv2D`
+layers to mmzoo's on PyTorch (the same view).
 """
 
 import keras
 from keras import ops
 
 from mmzoo.utils.layer_classes import switch_layer_classes
+
+
+def on_channels_first_view(op, inputs):
+    """`op` (a channels-first op) on channels-last `inputs` seen as a
+    channels-first view with channels-last strides, its outputs viewed
+    back: no copy on PyTorch, whose kernels then run channels last."""
+    return ops.transpose(op(ops.transpose(inputs, (0, 3, 1, 2))), (0, 2, 3, 1))
 
 
 def _on_cpu():
@@ -71,7 +80,8 @@ def window_depthwise_conv(x, kernel, strides, padding):
 @keras.saving.register_keras_serializable(package="mmzoo")
 class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
     """`keras.layers.DepthwiseConv2D` as window products on JAX's CPU
-    backend (see this module's docstring). Named as Keras' class, which
+    backend, on a channels-first view on PyTorch (see this module's
+    docstring). Named as Keras' class, which
     Keras' weight files key a model's layers by.
 
     Example:
@@ -82,17 +92,36 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
     """
 
     def call(self, inputs):
-        if not self._as_windows(inputs):
+        if self._as_windows(inputs):
+            kernel = ops.cast(self.kernel, inputs.dtype)
+            outputs = window_depthwise_conv(
+                inputs, kernel, self.strides, self.padding
+            )
+        elif self._on_view():
+            outputs = on_channels_first_view(
+                lambda x: ops.depthwise_conv(
+                    x,
+                    self.kernel,
+                    strides=self.strides,
+                    padding=self.padding,
+                    data_format="channels_first",
+                ),
+                inputs,
+            )
+        else:
             return super().call(inputs)
-        kernel = ops.cast(self.kernel, inputs.dtype)
-        outputs = window_depthwise_conv(
-            inputs, kernel, self.strides, self.padding
-        )
         if self.use_bias:
             outputs = outputs + ops.cast(self.bias, outputs.dtype)
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
+
+    def _on_view(self):
+        return (
+            keras.config.backend() == "torch"
+            and self.data_format == "channels_last"
+            and tuple(self.dilation_rate) == (1, 1)
+        )
 
     def _as_windows(self, inputs):
         return (
@@ -106,10 +135,27 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
         )
 
 
-def use_window_depthwise_convolutions(model):
-    """Switches every Keras `DepthwiseConv2D` inside `model` to this
-    module's, on JAX (elsewhere nothing changes). Only the layers' Python
-    class changes. Returns the number of layers switched."""
-    return switch_layer_classes(
-        model, {keras.layers.DepthwiseConv2D: DepthwiseConv2D}, "jax"
+def use_fast_convolutions(model):
+    """Switches the convolutions inside `model` to faster forms of the same
+    layers: every Keras `DepthwiseConv2D` to this module's on JAX and
+    PyTorch, and every Keras `Conv2D` to mmzoo's (which hands PyTorch the
+    channels-last inputs as they are) on PyTorch. Only the layers' Python
+    class changes; TensorFlow keeps Keras' layers. Returns the number of
+    layers switched."""
+    from mmzoo.models.encoders import conv_blocks
+
+    backend = keras.config.backend()
+    if backend not in ("jax", "torch"):
+        return 0
+    switched = switch_layer_classes(
+        model, {keras.layers.DepthwiseConv2D: DepthwiseConv2D}, backend
     )
+    if backend != "torch":
+        return switched
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if type(layer) is keras.layers.Conv2D:
+            layer.__class__ = conv_blocks.Conv2D
+            layer.pool_size = None  # mmzoo's Conv2D without its pool
+            layer.pool = None
+            switched += 1
+    return switched

@@ -10,7 +10,7 @@ from mmzoo.models.efficientnet_lite import efficientnet_lite_package
 from mmzoo.presets import check_preset
 from mmzoo.utils import preset_weights
 from mmzoo.utils.depthwise_convolution import (
-    use_window_depthwise_convolutions,
+    use_fast_convolutions,
 )
 from mmzoo.utils.pretrained_packages import get_package
 from mmzoo.utils.pretrained_packages import pair_package_weights
@@ -118,7 +118,7 @@ class EfficientNetLiteBackbone(EfficientNetBackbone):
         with _global_dtype_policy(kwargs.get("dtype")):
             super().__init__(num_features=num_features, **kwargs)
         self._pad_as_tensorflow()
-        use_window_depthwise_convolutions(self)
+        use_fast_convolutions(self)
         self.pretrained_weights = pretrained_weights
         self.num_features = num_features
 

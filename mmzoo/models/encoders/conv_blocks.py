@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from mmzoo.utils.depthwise_convolution import on_channels_first_view
 from mmzoo.utils.tracing import torch_compiling
 
 
@@ -43,13 +44,6 @@ def _halve(x, axis):
 def _unpool(x, axis, size):
     """Each entry of `x` twice along `axis`, cut to `size`."""
     return _take(ops.repeat(x, 2, axis=axis), axis, 0, size)
-
-
-def _on_channels_first_view(op, inputs):
-    """`op` (a channels-first op) on channels-last `inputs` seen as a
-    channels-first view with channels-last strides, its outputs viewed
-    back: no copy on PyTorch, whose kernels then run channels last."""
-    return ops.transpose(op(ops.transpose(inputs, (0, 3, 1, 2))), (0, 2, 3, 1))
 
 
 def _patches(x, kernel_size, padding):
@@ -218,7 +212,7 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
             )
         # Keras would copy channels-last inputs to channels first; the view
         # runs PyTorch's channels-last kernel.
-        return _on_channels_first_view(
+        return on_channels_first_view(
             lambda x: ops.max_pool(
                 x,
                 self.pool_size,
@@ -345,7 +339,7 @@ class Conv2D(keras.layers.Conv2D):
         # On PyTorch Keras copies channels-last inputs to channels first,
         # then to channels-last memory again for oneDNN, which takes the
         # view as it is.
-        return _on_channels_first_view(
+        return on_channels_first_view(
             lambda x: ops.conv(
                 x,
                 kernel,
