@@ -57,6 +57,17 @@ def build_classifier(dropout=0.3):
     )
 
 
+def training_splits():
+    """`((x_train, y_train), (x_val, y_val))`: the official training images
+    but the last `NUM_VALIDATION`, and those last ones (to pick the
+    epoch)."""
+    images, labels = load_fashion_mnist("train")
+    return (
+        (images[:-NUM_VALIDATION], labels[:-NUM_VALIDATION]),
+        (images[-NUM_VALIDATION:], labels[-NUM_VALIDATION:]),
+    )
+
+
 def augment(images, rng, max_shift=2):
     """Random horizontal flips and shifts of up to `max_shift` pixels."""
     out = images.copy()
@@ -83,9 +94,7 @@ def main(argv=None):
     start = time.time()
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    images, labels = load_fashion_mnist("train")
-    x_train, y_train = images[:-NUM_VALIDATION], labels[:-NUM_VALIDATION]
-    x_val, y_val = images[-NUM_VALIDATION:], labels[-NUM_VALIDATION:]
+    (x_train, y_train), (x_val, y_val) = training_splits()
     classifier = build_classifier()
     history, best_epoch = keep_best_epoch(
         classifier,

@@ -11,14 +11,14 @@ the `EfficientNetLiteImageConverter`.
 
 1. Linear probe: the frozen ImageNet backbone's pooled features (1280) of
    every image, once, then a softmax layer trained on them (Adam).
-2. Fine-tuning (`--unfreeze`): the probe's head on the backbone with its
-   last stages trainable (`"top"`: block 7 and the head convolution, the
-   default, whose changed weights keep the preset at a few MB; `"all"`:
-   every layer), trained with Adam at a small learning rate on randomly
-   flipped and shifted images.
+2. Fine-tuning (`--unfreeze`): the probe's head on the backbone with
+   every layer trainable (`"all"`, the default) or its last stage only
+   (`"top"`: block 7 and the head convolution, 89.9 % against 92.2 %),
+   trained with Adam (2e-4 by default) on randomly flipped and shifted
+   images. The defaults reproduce the shipped preset.
 
 The preset is the fine-tuned classifier; it stores only the weights that
-fine-tuning changed (the rest is read from the ImageNet package).
+fine-tuning changed, as float16 differences from the ImageNet package's.
 """
 
 import argparse
@@ -34,12 +34,13 @@ import mmzoo
 from mmzoo.datasets import load_fashion_mnist
 from mmzoo.presets import update_metadata
 from mmzoo.recipes import keep_best_epoch
+from mmzoo.recipes.fashion_mnist_cnn import NUM_VALIDATION
 from mmzoo.recipes.fashion_mnist_cnn import augment
+from mmzoo.recipes.fashion_mnist_cnn import training_splits
 from mmzoo.utils.preset_weights import storing_residuals
 
 NAME = "fashion_mnist_efficientnet_lite0"
 PRETRAINED = "efficientnet_lite0_imagenet"
-NUM_VALIDATION = 5000
 UNFROZEN = {"top": ("block7", "top_"), "all": ("",)}
 
 
@@ -141,16 +142,15 @@ def main(argv=None):
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--probe-epochs", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--unfreeze", choices=sorted(UNFROZEN), default="top")
-    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    # The defaults are the shipped preset's.
+    parser.add_argument("--unfreeze", choices=sorted(UNFROZEN), default="all")
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     start = time.time()
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    images, labels = load_fashion_mnist("train")
-    x_train, y_train = images[:-NUM_VALIDATION], labels[:-NUM_VALIDATION]
-    x_val, y_val = images[-NUM_VALIDATION:], labels[-NUM_VALIDATION:]
+    (x_train, y_train), (x_val, y_val) = training_splits()
     x_test, y_test = load_fashion_mnist("test")
     classifier = build_classifier(args.image_size)
 

@@ -9,6 +9,8 @@ import warnings
 import numpy as np
 
 CACHE_ENV = "MMZOO_CACHE_DIR"
+# The key of the JSON config in a `cached_conversion` file.
+_CONFIG_KEY = "__config__"
 
 
 def cache_dir(kind, cache_dir=None):
@@ -118,5 +120,3 @@ def cached_conversion(name, key, convert):
     )
     return config, arrays
 
-
-_CONFIG_KEY = "__config__"
