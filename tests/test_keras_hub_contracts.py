@@ -79,6 +79,7 @@ class TestCase(keras_hub_test_case.TestCase):
         self.assertEqual(keras.ops.shape(layer(input_data)[key])[-1], 17)
         return output
 
+
 BATCH = 2
 
 
@@ -87,6 +88,8 @@ def tensors(x):
     which reads shapes only from tensors (keras-hub's own tests pass
     tensors too)."""
     return keras.tree.map_structure(keras.ops.convert_to_tensor, x)
+
+
 POLICIES = ("mixed_float16", "mixed_bfloat16", "bfloat16")
 
 
@@ -299,6 +302,12 @@ class SpecAugmentTest(TestCase):
         (mmzoo.layers.ProjectionFusion, {"output_dim": 8, "combine": "mean"}),
         (mmzoo.layers.ConvFusion, {"output_dim": 8, "filters": 4}),
         (mmzoo.layers.AttentionFusion, {"output_dim": 8, "num_heads": 2}),
+        (mmzoo.layers.TensorFusion, {"output_dim": 8, "projection_dim": 2}),
+        (mmzoo.layers.LowRankFusion, {"output_dim": 8, "rank": 2}),
+        (mmzoo.layers.GatedMultimodalUnit, {"output_dim": 8}),
+        (mmzoo.layers.LateFusion, {"output_dim": 8, "hidden_dim": 4}),
+        # 2 targets × 1 source × 4 features.
+        (mmzoo.layers.CrossModalAttentionFusion, {"hidden_dim": 4}),
     ],
 )
 class TestFusionLayers:
@@ -356,6 +365,23 @@ class TestFusionLayers:
         case.run_precision_test(cls, init_kwargs, tensors(data))
 
 
+class CrossModalTransformerTest(TestCase):
+    def test_layer_behaviors(self):
+        rng = np.random.default_rng(0)
+        self.run_layer_test(
+            cls=mmzoo.layers.CrossModalTransformer,
+            init_kwargs={"hidden_dim": 8, "num_heads": 2, "num_layers": 2},
+            input_data={
+                "target": rng.standard_normal((BATCH, 3, 8)).astype("float32"),
+                "source": rng.standard_normal((BATCH, 5, 8)).astype("float32"),
+            },
+            expected_output_shape=(BATCH, 3, 8),
+            # Per layer: 4 attention kernels and biases, 2 norms (4),
+            # 2 dense (4); the output norm (2).
+            expected_num_trainable_weights=2 * 16 + 2,
+        )
+
+
 class WaveformConverterTest(TestCase):
     def test_preprocessing_layer(self):
         audio = audio_inputs(samples=700)
@@ -397,9 +423,7 @@ def tiny_mmzoo_whisper(seed=0):
     from helpers import randomise_weights
 
     keras.utils.set_random_seed(seed)
-    return randomise_weights(
-        mmzoo.models.WhisperBackbone(**TINY_WHISPER), seed
-    )
+    return randomise_weights(mmzoo.models.WhisperBackbone(**TINY_WHISPER), seed)
 
 
 class WhisperTranscriptScorerTest(TestCase):
@@ -791,9 +815,7 @@ class WhisperAudioEncoderTest(TestCase, PrecisionMixin):
                 **whisper_encoder_kwargs(), dtype=policy
             )
             out = encoder(features)
-            self.assertDTypeEqual(
-                out["sequence_output"], policy.compute_dtype
-            )
+            self.assertDTypeEqual(out["sequence_output"], policy.compute_dtype)
             for weight in encoder.weights:
                 self.assertDTypeEqual(weight, policy.variable_dtype)
 
@@ -879,9 +901,7 @@ class MultimodalPreprocessorTest(TestCase):
         )
         layer = cls(**self.init_kwargs)
         token_ids = layer(x)["text"]["token_ids"]
-        self.assertEqual(
-            keras.ops.shape(token_ids)[-1], layer.sequence_length
-        )
+        self.assertEqual(keras.ops.shape(token_ids)[-1], layer.sequence_length)
         layer.sequence_length = 17
         token_ids = layer(x)["text"]["token_ids"]
         self.assertEqual(keras.ops.shape(token_ids)[-1], 17)
@@ -1033,7 +1053,16 @@ def test_every_public_class_has_a_contract_test():
         for name, value in globals().items()
         if name.endswith("Test") and isinstance(value, type)
     }
-    tested |= {"ProjectionFusion", "ConvFusion", "AttentionFusion"}
+    tested |= {
+        "ProjectionFusion",
+        "ConvFusion",
+        "AttentionFusion",
+        "TensorFusion",
+        "LowRankFusion",
+        "GatedMultimodalUnit",
+        "LateFusion",
+        "CrossModalAttentionFusion",
+    }
     # Contract tests kept beside the class's other tests.
     import test_efficientnet_lite
     import test_whisper_audio_to_text

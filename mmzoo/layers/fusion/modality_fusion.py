@@ -42,6 +42,7 @@ class ModalityFusion(keras.layers.Layer):
         self.modalities = modalities
         self.feature_dims = None
         self.feature_ranks = None
+        self._steps = None
 
     def build(self, input_shape):
         if not isinstance(input_shape, dict):
@@ -65,7 +66,7 @@ class ModalityFusion(keras.layers.Layer):
                 f"modality; missing {missing}. Later calls may leave "
                 "modalities out."
             )
-        dims, ranks = {}, {}
+        dims, ranks, steps = {}, {}, {}
         for name in self.modalities:
             shape = tuple(input_shape[name])
             if len(shape) not in (2, 3):
@@ -79,12 +80,14 @@ class ModalityFusion(keras.layers.Layer):
                     f"last axis. Received shape {shape}."
                 )
             dims[name], ranks[name] = int(shape[-1]), len(shape)
+            steps[name] = shape[1] if len(shape) == 3 else None
         if len(set(ranks.values())) > 1:
             raise ValueError(
                 f"{self.__class__.__name__} fuses either all vectors or all "
                 f"sequences. Received ranks {ranks}."
             )
         self.feature_dims, self.feature_ranks = dims, ranks
+        self._steps = steps
         self.build_modalities(dims)
         self.built = True
 
@@ -181,6 +184,36 @@ class ModalityFusion(keras.layers.Layer):
             projected.append(ops.where(column, h, ops.zeros_like(h)))
         zeros = ops.zeros_like(next(h for h in projected if h is not None))
         return [zeros if h is None else h for h in projected]
+
+    def masked_features(self, features, mask):
+        """Features in the compute dtype, masked rows set to 0; an absent
+        modality is `None`.
+
+        `ops.where`, not a product: a masked row may hold anything, even
+        NaN, and still contributes exactly nothing.
+        """
+        rank = next(len(x.shape) for x in features if x is not None)
+        masked = []
+        for index, x in enumerate(features):
+            if x is None:
+                masked.append(None)
+                continue
+            x = ops.cast(x, self.compute_dtype)
+            column = self.mask_column(mask, index, rank)
+            masked.append(ops.where(column, x, ops.zeros_like(x)))
+        return masked
+
+    def check_aligned_steps(self):
+        """Raise unless sequence modalities share one static `steps`."""
+        if next(iter(self.feature_ranks.values())) != 3:
+            return
+        known = {s for s in self._steps.values() if s is not None}
+        if len(known) > 1:
+            raise ValueError(
+                f"{self.__class__.__name__} fuses sequences step by step: "
+                "every modality needs the same number of steps. Received "
+                f"steps {self._steps}."
+            )
 
     def mask_column(self, mask, index, rank):
         """Mask column `index` as a bool tensor broadcastable to `rank`."""
