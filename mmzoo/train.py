@@ -21,6 +21,11 @@ RECIPES = {
     "av_digits_projection": ("av_digits", ["av_digits_projection"]),
     "av_digits_conv": ("av_digits", ["av_digits_conv"]),
     "av_digits_attention": ("av_digits", ["av_digits_attention"]),
+    "av_digits_tensor": ("av_digits", ["av_digits_tensor"]),
+    "av_digits_low_rank": ("av_digits", ["av_digits_low_rank"]),
+    "av_digits_gated": ("av_digits", ["av_digits_gated"]),
+    "av_digits_late": ("av_digits", ["av_digits_late"]),
+    "av_digits_cross_modal": ("av_digits", ["av_digits_cross_modal"]),
     "av_digits_image_efficientnet": (
         "av_digits",
         ["av_digits_image_efficientnet"],

@@ -15,7 +15,8 @@ once, at the end, with each subset of modalities.
   (`efficientnet_lite0_imagenet`) as the image encoder, frozen, on the
   digits resized to 64×64: the image-only one trains the projection and the
   head; the fused one starts from it and `av_digits_audio`.
-- The fused presets start from those two presets' encoders, frozen (late
+- The fused presets (the seed fusions' and the fusion zoo's,
+  `FUSION_ZOO_PRESETS`) start from those two presets' encoders, frozen (late
   fusion of pretrained unimodal encoders), and train the fusion layer and the
   head with modality dropout: each example keeps both modalities with
   probability 1/3, else only the image or only the audio (1/3 each), through
@@ -44,6 +45,19 @@ FUSIONS = {
     "projection": lambda: mmzoo.layers.ProjectionFusion(output_dim=128),
     "conv": lambda: mmzoo.layers.ConvFusion(output_dim=128, filters=16),
     "attention": lambda: mmzoo.layers.AttentionFusion(output_dim=128),
+    # The fusion zoo. Tensor and low-rank fusion on the same 32-wide
+    # projections (33 × 33 tensor); late fusion's heads give logits.
+    "tensor": lambda: mmzoo.layers.TensorFusion(
+        output_dim=128, projection_dim=32, activation="relu"
+    ),
+    "low_rank": lambda: mmzoo.layers.LowRankFusion(
+        output_dim=128, rank=4, projection_dim=32, activation="relu"
+    ),
+    "gated": lambda: mmzoo.layers.GatedMultimodalUnit(output_dim=128),
+    "late": lambda: mmzoo.layers.LateFusion(output_dim=10, hidden_dim=128),
+    "cross_modal": lambda: mmzoo.layers.CrossModalAttentionFusion(
+        hidden_dim=64, num_heads=4
+    ),
 }
 RECIPES = {
     "av_digits_image": (("image",), "projection"),
@@ -51,9 +65,23 @@ RECIPES = {
     "av_digits_projection": (("image", "audio"), "projection"),
     "av_digits_conv": (("image", "audio"), "conv"),
     "av_digits_attention": (("image", "audio"), "attention"),
+    "av_digits_tensor": (("image", "audio"), "tensor"),
+    "av_digits_low_rank": (("image", "audio"), "low_rank"),
+    "av_digits_gated": (("image", "audio"), "gated"),
+    "av_digits_late": (("image", "audio"), "late"),
+    "av_digits_cross_modal": (("image", "audio"), "cross_modal"),
     "av_digits_image_efficientnet": (("image",), "projection"),
     "av_digits_projection_efficientnet": (("image", "audio"), "projection"),
 }
+# The fusion zoo's presets: the same frozen encoders and protocol as the
+# seed fusions' (compared in the README, not candidates of the main job).
+FUSION_ZOO_PRESETS = (
+    "av_digits_tensor",
+    "av_digits_low_rank",
+    "av_digits_gated",
+    "av_digits_late",
+    "av_digits_cross_modal",
+)
 UNIMODAL_PRESETS = {"image": "av_digits_image", "audio": "av_digits_audio"}
 # Recipes whose image encoder is EfficientNet-Lite0's ImageNet backbone,
 # frozen, and the unimodal presets their fused recipe starts from.
