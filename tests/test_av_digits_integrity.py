@@ -68,7 +68,7 @@ def test_every_av_digits_preset_was_evaluated_on_the_recorded_split():
             hashes[os.path.basename(os.path.dirname(path))] = dataset.get(
                 "test_sha256"
             )
-    assert len(hashes) == 7, hashes
+    assert len(hashes) == 12, hashes
     assert set(hashes.values()) == {TEST_SHA256}, hashes
 
 

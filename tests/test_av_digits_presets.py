@@ -27,17 +27,31 @@ from mmzoo.__main__ import split_hash_report
 from mmzoo.datasets import av_digits
 from mmzoo.datasets import load_av_digits
 from mmzoo.datasets import spoken_digits
+from mmzoo.recipes.av_digits import FUSION_ZOO_PRESETS
 from mmzoo.recipes.av_digits import evaluate_subsets
 
 from helpers import CHECKED_EXAMPLES
 from helpers import full_evaluation
+from helpers import to_numpy
 
 # The image encoder: EfficientNet-Lite0's ImageNet backbone, frozen.
 PRETRAINED_IMAGE_PRESETS = (
     "av_digits_image_efficientnet",
     "av_digits_projection_efficientnet",
 )
-PRESETS = UNIMODAL_PRESETS + FUSED_PRESETS + PRETRAINED_IMAGE_PRESETS
+PRESETS = (
+    UNIMODAL_PRESETS
+    + FUSED_PRESETS
+    + FUSION_ZOO_PRESETS
+    + PRETRAINED_IMAGE_PRESETS
+)
+ZOO_FUSION_CLASSES = {
+    "av_digits_tensor": "TensorFusion",
+    "av_digits_low_rank": "LowRankFusion",
+    "av_digits_gated": "GatedMultimodalUnit",
+    "av_digits_late": "LateFusion",
+    "av_digits_cross_modal": "CrossModalAttentionFusion",
+}
 # At most this many of the 1,500 test predictions of a subset may differ
 # from the recorded ones (float rounding differs between backends).
 MAX_DIFFERENT_PREDICTIONS = 2
@@ -107,6 +121,7 @@ def test_preset_reaches_recorded_accuracy(name, test_split):
     [
         "av_digits_audio",
         *FUSED_PRESETS,
+        *FUSION_ZOO_PRESETS,
         "av_digits_projection_efficientnet",
         "trimodal_digits_demo",
     ],
@@ -283,3 +298,28 @@ def test_split_hash_is_reported_beside_the_accuracies():
     assert split_hash_report({**other, "verified": False}, metadata).endswith(
         "(unverified split)"
     )
+
+
+@pytest.mark.parametrize("name", FUSION_ZOO_PRESETS)
+def test_fusion_zoo_presets_share_the_protocol(name):
+    """The fusion zoo's presets differ from the seed fusions' only in the
+    fusion layer: the same recipe options, and the same encoders (those of
+    `av_digits_image` and `av_digits_audio`, frozen while training)."""
+    metadata = _metadata(name)
+    seed = _metadata("av_digits_attention")
+    for key in ("seed", "epochs", "initialised_from", "frozen"):
+        assert metadata[key] == seed[key], key
+    assert metadata["recipe"] == seed["recipe"].replace(
+        "av_digits_attention", name
+    )
+    classifier = mmzoo.load(name)
+    fusion = type(classifier.backbone.fusion).__name__
+    assert fusion == ZOO_FUSION_CLASSES[name]
+    for modality in ("image", "audio"):
+        source = mmzoo.load(f"av_digits_{modality}").backbone
+        for ours, theirs in zip(
+            classifier.backbone.encoders[modality].weights,
+            source.encoders[modality].weights,
+        ):
+            assert ours.path == theirs.path
+            np.testing.assert_array_equal(to_numpy(ours), to_numpy(theirs))
