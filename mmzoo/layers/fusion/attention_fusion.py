@@ -3,6 +3,7 @@ from keras import ops
 
 from mmzoo.api_export import mmzoo_export
 from mmzoo.layers.fusion.modality_fusion import ModalityFusion
+from mmzoo.layers.fusion.modality_fusion import masked_softmax
 
 
 @mmzoo_export("mmzoo.layers.AttentionFusion")
@@ -129,13 +130,8 @@ class AttentionFusion(ModalityFusion):
         logits = ops.einsum("bthd,hd->bht", heads, query)
         logits = ops.cast(logits, "float32")
         head_mask = ops.expand_dims(token_mask, 1)
-        # A masked softmax written out, so that masked tokens get exactly 0,
-        # a lone token exactly 1 and an empty row 0 on every backend.
-        logits = ops.where(head_mask, logits, ops.full_like(logits, -1e9))
-        logits = logits - ops.amax(logits, axis=-1, keepdims=True)
-        weights = ops.where(head_mask, ops.exp(logits), ops.zeros_like(logits))
-        total = ops.sum(weights, axis=-1, keepdims=True)
-        weights = weights / ops.maximum(total, ops.ones_like(total) * 1e-30)
+        # Masked tokens get exactly 0, a lone token 1, an empty row 0.
+        weights = masked_softmax(logits, head_mask, axis=-1)
         weights = ops.cast(weights, self.compute_dtype)
         fused = ops.einsum("bht,bthd->bhd", weights, heads)
         fused = ops.reshape(fused, (batch_size, self.output_dim))

@@ -3,6 +3,7 @@ from keras import ops
 
 from mmzoo.api_export import mmzoo_export
 from mmzoo.layers.fusion.modality_fusion import ModalityFusion
+from mmzoo.layers.fusion.modality_fusion import masked_softmax
 
 
 @mmzoo_export("mmzoo.layers.GatedMultimodalUnit")
@@ -102,18 +103,7 @@ class GatedMultimodalUnit(ModalityFusion):
     def fuse(self, features, mask, training=None):
         hidden = self.project(features, mask)
         inputs = self.masked_features(features, mask)
-        first = next(x for x in inputs if x is not None)
-        gate_inputs = [
-            (
-                ops.zeros(
-                    ops.shape(first)[:-1] + (self.feature_dims[m],), first.dtype
-                )
-                if x is None
-                else x
-            )
-            for m, x in zip(self.modalities, inputs)
-        ]
-        logits = self.gate_dense(ops.concatenate(gate_inputs, axis=-1))
+        logits = self.gate_dense(ops.concatenate(inputs, axis=-1))
         num_modalities = len(self.modalities)
         # (..., M, output_dim)
         logits = ops.reshape(
@@ -121,18 +111,13 @@ class GatedMultimodalUnit(ModalityFusion):
             ops.shape(logits)[:-1] + (num_modalities, self.output_dim),
         )
         logits = ops.cast(logits, "float32")
-        rank = len(first.shape)
+        rank = len(inputs[0].shape)
         present = ops.cast(mask, "bool")
         if rank == 3:
             present = ops.expand_dims(present, 1)
         present = ops.expand_dims(present, -1)
-        # A masked softmax written out, as in AttentionFusion: masked
-        # modalities get exactly 0, a lone one exactly 1, an empty row 0.
-        logits = ops.where(present, logits, ops.full_like(logits, -1e9))
-        logits = logits - ops.amax(logits, axis=-2, keepdims=True)
-        gates = ops.where(present, ops.exp(logits), ops.zeros_like(logits))
-        total = ops.sum(gates, axis=-2, keepdims=True)
-        gates = gates / ops.maximum(total, ops.ones_like(total) * 1e-30)
+        # Masked modalities get exactly 0, a lone one 1, an empty row 0.
+        gates = masked_softmax(logits, present, axis=-2)
         gates = ops.cast(gates, self.compute_dtype)
         stacked = ops.stack(hidden, axis=-2)
         return ops.sum(gates * stacked, axis=-2), gates

@@ -123,17 +123,12 @@ class LowRankFusion(ModalityFusion):
         product = None
         for name, h in zip(self.modalities, hidden):
             factor = ops.cast(self.factors[name], self.compute_dtype)
-            if h is None:
-                # A key left out is h = 0: [1; 0] · W^(i) = W^(i)[0] (at
-                # least one modality is in the dict, so the product gets
-                # its batch axes).
-                term = factor[:, 0, :]
-            else:
-                # [1; h] · W^(i) for every rank i at once (one product over
-                # the whole factor: slicing off W^(i)[0] would copy it).
-                ones = ops.ones_like(h[..., :1])
-                extended = ops.concatenate([ones, h], axis=-1)
-                term = ops.einsum("...d,rdo->...ro", extended, factor)
+            # [1; h] · W^(i) for every rank i at once (one product over the
+            # whole factor: slicing off W^(i)[0] would copy it). A masked or
+            # absent modality's h is 0: W^(i)[0] remains.
+            ones = ops.ones_like(h[..., :1])
+            extended = ops.concatenate([ones, h], axis=-1)
+            term = ops.einsum("...d,rdo->...ro", extended, factor)
             product = term if product is None else product * term
         weights = ops.cast(self.rank_weights, self.compute_dtype)
         fused = ops.einsum("...ro,r->...o", product, weights)

@@ -6,6 +6,20 @@ from mmzoo.utils.modality_checks import check_mask_shape
 from mmzoo.utils.modality_checks import present_modalities
 
 
+def masked_softmax(logits, mask, axis=-1):
+    """Softmax of `logits` over `axis` where the bool `mask` is true.
+
+    Written out, so that on every backend masked entries get exactly 0, a
+    lone unmasked entry exactly 1, and an all-masked slice all zeros, never
+    NaN. Compute it in float32 under mixed precision.
+    """
+    logits = ops.where(mask, logits, ops.full_like(logits, -1e9))
+    logits = logits - ops.amax(logits, axis=axis, keepdims=True)
+    weights = ops.where(mask, ops.exp(logits), ops.zeros_like(logits))
+    total = ops.sum(weights, axis=axis, keepdims=True)
+    return weights / ops.maximum(total, ops.ones_like(total) * 1e-30)
+
+
 @mmzoo_export("mmzoo.layers.ModalityFusion")
 class ModalityFusion(keras.layers.Layer):
     """Base class for layers that fuse a dict of modalities into one tensor.
@@ -186,17 +200,21 @@ class ModalityFusion(keras.layers.Layer):
         return [zeros if h is None else h for h in projected]
 
     def masked_features(self, features, mask):
-        """Features in the compute dtype, masked rows set to 0; an absent
-        modality is `None`.
+        """Features in the compute dtype, masked rows set to 0.
 
         `ops.where`, not a product: a masked row may hold anything, even
-        NaN, and still contributes exactly nothing.
+        NaN, and still contributes exactly nothing. An absent modality is a
+        zero tensor of its own width, shaped like the present ones.
         """
-        rank = next(len(x.shape) for x in features if x is not None)
+        first = next(x for x in features if x is not None)
+        rank = len(first.shape)
         masked = []
-        for index, x in enumerate(features):
+        for index, (name, x) in enumerate(zip(self.modalities, features)):
             if x is None:
-                masked.append(None)
+                width = (self.feature_dims[name],)
+                masked.append(
+                    ops.zeros(ops.shape(first)[:-1] + width, self.compute_dtype)
+                )
                 continue
             x = ops.cast(x, self.compute_dtype)
             column = self.mask_column(mask, index, rank)

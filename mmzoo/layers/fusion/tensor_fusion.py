@@ -119,13 +119,10 @@ class TensorFusion(ModalityFusion):
             hidden = self.project(features, mask)
         else:
             hidden = self.masked_features(features, mask)
-        first = next(h for h in hidden if h is not None)
-        ones = ops.ones_like(first[..., :1])
+        # [1; h_m], and 0 for a masked or absent modality's h_m.
+        ones = ops.ones_like(hidden[0][..., :1])
         tensor = None
-        for name, h in zip(self.modalities, hidden):
-            if h is None:  # absent: [1; 0, ..., 0]
-                width = self.projection_dim or self.feature_dims[name]
-                h = ops.zeros(ops.shape(first)[:-1] + (width,), first.dtype)
+        for h in hidden:
             extended = ops.concatenate([ones, h], axis=-1)
             if tensor is None:
                 tensor = extended
