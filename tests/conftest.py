@@ -29,11 +29,12 @@ if keras.config.backend() == "tensorflow":
 
 
 # The suite runs one pytest process per backend side by side
-# (tests/run_all_backends.sh). A few tests peak at 10-14 GB (Whisper's ONNX
-# export by tf2onnx alone reaches 11.7 GB): two of them at once, one per
-# backend, do not fit in the 24 GB of the CI machine (the kernel killed
-# TensorFlow's pytest at 16.6 GB that way). Tests marked `memory_heavy` take
-# this file lock, so they run one at a time across the processes.
+# (tests/run_all_backends.sh). Whisper's ONNX export by tf2onnx alone peaks
+# at 11.7 GB; beside a process whose memory has grown through the suite
+# (JAX's reaches 8 GB) it does not fit in the 24 GB of the CI machine (the
+# kernel killed TensorFlow's pytest at 16.7 GB that way, twice). Tests
+# marked `memory_heavy` run first in their process and take this file lock,
+# so they run one at a time across the processes.
 MEMORY_HEAVY_LOCK = os.path.join(
     tempfile.gettempdir(), "mmzoo-tests-memory-heavy.lock"
 )
@@ -66,6 +67,9 @@ def _one_memory_heavy_test_at_a_time(request):
 
 
 def pytest_collection_modifyitems(config, items):
+    # Memory-heavy tests first, while the process is small (the others
+    # keep their order).
+    items.sort(key=lambda item: item.get_closest_marker("memory_heavy") is None)
     backend = keras.config.backend()
     for item in items:
         marker = item.get_closest_marker("one_backend")
