@@ -116,16 +116,16 @@ class CrossModalAttentionFusion(ModalityFusion):
                 self.transformers[name] = block
 
     def fuse(self, features, mask, training=None):
-        projected = []
-        for index, (name, x) in enumerate(zip(self.modalities, features)):
-            if x is None:
-                projected.append(None)
-                continue
-            if len(x.shape) == 2:
-                x = ops.expand_dims(x, 1)
-            h = self.projections[name](x)
-            column = self.mask_column(mask, index, 3)
-            projected.append(ops.where(column, h, ops.zeros_like(h)))
+        # A vector modality is one step; masked rows are 0 (absent
+        # modalities come back as zeros, but stay absent below).
+        steps = [
+            x if x is None or len(x.shape) == 3 else ops.expand_dims(x, 1)
+            for x in features
+        ]
+        projected = self.project(steps, mask)
+        projected = [
+            None if x is None else p for x, p in zip(features, projected)
+        ]
         first = next(p for p in projected if p is not None)
         width = (len(self.modalities) - 1) * self.hidden_dim
         slots = []

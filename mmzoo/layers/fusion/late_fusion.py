@@ -128,12 +128,7 @@ class LateFusion(ModalityFusion):
                 column = self.mask_column(mask, index, rank)
                 h = ops.where(column, h, ops.zeros_like(h))
             outputs.append(h)
-        total = outputs[0]
-        for s in outputs[1:]:
-            total = total + s
-        count = ops.sum(mask, axis=-1)
-        count = ops.maximum(count, ops.ones_like(count))
-        fused = total / ops.reshape(count, (-1,) + (1,) * (rank - 1))
+        fused = self.mean_over_present(outputs, mask)
         return fused, ops.stack(outputs, axis=-2)
 
     def get_config(self):

@@ -199,6 +199,18 @@ class ModalityFusion(keras.layers.Layer):
         zeros = ops.zeros_like(next(h for h in projected if h is not None))
         return [zeros if h is None else h for h in projected]
 
+    def mean_over_present(self, tensors, mask):
+        """`Σ_m tensors[m] / max(Σ_m mask_m, 1)`: the mean over the
+        modalities present in each row (masked ones must already be 0);
+        a row with nothing present is 0."""
+        total = tensors[0]
+        for h in tensors[1:]:
+            total = total + h
+        count = ops.sum(mask, axis=-1)
+        count = ops.maximum(count, ops.ones_like(count))
+        rank = len(total.shape)
+        return total / ops.reshape(count, (-1,) + (1,) * (rank - 1))
+
     def masked_features(self, features, mask):
         """Features in the compute dtype, masked rows set to 0.
 

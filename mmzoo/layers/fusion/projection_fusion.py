@@ -90,18 +90,15 @@ class ProjectionFusion(ModalityFusion):
         )
 
     def fuse(self, features, mask, training=None):
-        rank = next(len(x.shape) for x in features if x is not None)
         projected = self.project(features, mask)
         if self.combine == "concat":
             return ops.concatenate(projected, axis=-1)
-        total = projected[0]
-        for h in projected[1:]:
-            total = total + h
         if self.combine == "sum":
+            total = projected[0]
+            for h in projected[1:]:
+                total = total + h
             return total
-        count = ops.sum(mask, axis=-1)
-        count = ops.maximum(count, ops.ones_like(count))
-        return total / ops.reshape(count, (-1,) + (1,) * (rank - 1))
+        return self.mean_over_present(projected, mask)
 
     def get_config(self):
         config = super().get_config()
